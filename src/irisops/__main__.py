@@ -1,0 +1,3 @@
+from irisops.cli import app
+
+app(prog_name="irisops")

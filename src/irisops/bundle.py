@@ -1,0 +1,110 @@
+"""The served-model bundle: an ONNX file plus the metadata that describes it.
+
+A bundle is what the trainer hands to the API. It lives in two places: inside the
+registered model version (so the registry holds exactly what is served) and in the
+model directory, where publishing is atomic: a complete versioned directory is
+written first, then the `current` symlink is swapped with one `rename`, so a reader
+sees either the old bundle or the new one, never half of either.
+
+This module must stay importable without scikit-learn, pandas or MLflow.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+CURRENT = "current"
+VERSIONS = "versions"
+
+
+class BundleError(Exception):
+    """A bundle is missing, incomplete or does not match its checksum."""
+
+
+class BundleMetadata(BaseModel):
+    registered_model: str
+    version: str | None = Field(None, description="Registry version; set when published.")
+    run_id: str
+    model_id: str | None = None
+    class_names: list[str]
+    feature_names: list[str]
+    metrics: dict[str, float]
+    sha256: str = Field(description="Checksum of the ONNX file.")
+    created_at: datetime
+    published_at: datetime | None = None
+    example_input: list[list[float]] = Field(description="Rows the loader re-predicts as a check.")
+    example_probabilities: list[list[float]]
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_bundle(directory: Path, onnx_bytes: bytes, metadata: BundleMetadata) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MODEL_FILE).write_bytes(onnx_bytes)
+    (directory / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+
+
+def read_bundle(directory: Path) -> tuple[BundleMetadata, bytes]:
+    """Read and verify a bundle; every failure is a `BundleError` with the reason."""
+    try:
+        metadata = BundleMetadata.model_validate_json((directory / METADATA_FILE).read_bytes())
+        onnx_bytes = (directory / MODEL_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleError(f"incomplete bundle in {directory}: {exc.filename} is missing") from exc
+    except ValidationError as exc:
+        raise BundleError(f"invalid {METADATA_FILE} in {directory}: {exc}") from exc
+    if sha256_of(onnx_bytes) != metadata.sha256:
+        raise BundleError(f"{MODEL_FILE} in {directory} does not match its sha256 checksum")
+    return metadata, onnx_bytes
+
+
+def current_target(model_dir: Path) -> str | None:
+    """The name the `current` pointer resolves to: cheap enough to poll every second."""
+    try:
+        return str((model_dir / CURRENT).readlink())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def stage(model_dir: Path, onnx_bytes: bytes, metadata: BundleMetadata) -> Path:
+    """Write and re-read a complete bundle under `versions/`; nothing points at it yet."""
+    versions = model_dir / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC)
+    published = metadata.model_copy(update={"published_at": stamp})
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
+    try:
+        write_bundle(staging, onnx_bytes, published)
+        read_bundle(staging)  # what we wrote is what a reader will get
+        final = versions / f"v{metadata.version}-{stamp:%Y%m%dT%H%M%S%f}"
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def activate(model_dir: Path, staged: Path) -> None:
+    """Point `current` at a staged bundle with one atomic rename."""
+    link = model_dir / f".{CURRENT}.{os.getpid()}"
+    link.unlink(missing_ok=True)
+    # Relative target: the directory keeps working when mounted elsewhere (a volume).
+    link.symlink_to(staged.relative_to(model_dir))
+    link.replace(model_dir / CURRENT)
+
+
+def read_current(model_dir: Path) -> tuple[str, BundleMetadata, bytes]:
+    target = current_target(model_dir)
+    if target is None:
+        raise BundleError(f"no model published in {model_dir} yet")
+    metadata, onnx_bytes = read_bundle(model_dir / target)
+    return target, metadata, onnx_bytes

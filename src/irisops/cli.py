@@ -1,0 +1,193 @@
+"""The `irisops` command: thin wrappers over the modules that do the work.
+
+Heavy imports (MLflow, scikit-learn, uvicorn) happen inside each command, so
+`irisops serve` never loads the training stack and `--help` answers at once.
+"""
+
+import os
+import sys
+from enum import StrEnum
+from typing import Annotated, Literal, cast
+
+import typer
+from rich.console import Console
+
+from irisops.config import Settings
+
+app = typer.Typer(
+    help="irisops: train an Iris RandomForest, track it in MLflow, serve the champion.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(1)
+
+
+class MaxFeatures(StrEnum):
+    sqrt = "sqrt"
+    log2 = "log2"
+    all = "all"
+
+
+class Criterion(StrEnum):
+    gini = "gini"
+    entropy = "entropy"
+    log_loss = "log_loss"
+
+
+@app.command()
+def tracking() -> None:
+    """Run the MLflow tracking server (SQLite + proxied artifacts under IRISOPS_HOME)."""
+    from irisops.tracking import SERVER_ENV, prepare_state, server_command
+
+    settings = Settings()
+    prepare_state(settings)
+    command = [sys.executable, "-m", *server_command(settings)]
+    console.print(
+        f"MLflow tracking server on http://{settings.tracking_host}:{settings.tracking_port}"
+    )
+    # exec: the server becomes this process, so signals (docker stop, Ctrl-C) reach it directly.
+    os.execve(sys.executable, command, {**os.environ, **SERVER_ENV})
+
+
+@app.command()
+def train(
+    n_estimators: Annotated[int, typer.Option(min=1, help="Trees in the forest.")] = 100,
+    max_depth: Annotated[int | None, typer.Option(min=1, help="Tree depth limit.")] = None,
+    min_samples_split: Annotated[int, typer.Option(min=2)] = 2,
+    min_samples_leaf: Annotated[int, typer.Option(min=1)] = 1,
+    max_features: Annotated[
+        MaxFeatures, typer.Option(help="Features per split.")
+    ] = MaxFeatures.sqrt,
+    criterion: Annotated[Criterion, typer.Option()] = Criterion.gini,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the forest and the CV.")] = 42,
+    test_size: Annotated[float, typer.Option(min=0.05, max=0.5)] = 0.2,
+    cv_folds: Annotated[int, typer.Option(min=2)] = 5,
+    no_promote: Annotated[bool, typer.Option(help="Register only; never move champion.")] = False,
+    force_promote: Annotated[bool, typer.Option(help="Make this version champion.")] = False,
+) -> None:
+    """Train, log to MLflow, register a version, and promote it if it passes the gate."""
+    if no_promote and force_promote:
+        raise fail("--no-promote and --force-promote contradict each other; give one")
+    import warnings
+
+    from irisops.export import ParityError
+    from irisops.pipeline import run_training
+    from irisops.registry import PromotionMode
+    from irisops.report import training_summary
+    from irisops.tracking import TrackingUnavailable
+    from irisops.train import TrainParams
+
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    params = TrainParams(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_split=min_samples_split,
+        min_samples_leaf=min_samples_leaf,
+        max_features=None
+        if max_features is MaxFeatures.all
+        else cast(Literal["sqrt", "log2"], max_features.value),
+        criterion=criterion.value,
+        seed=seed,
+        test_size=test_size,
+        cv_folds=cv_folds,
+    )
+    mode = (
+        PromotionMode.NEVER
+        if no_promote
+        else PromotionMode.FORCE
+        if force_promote
+        else PromotionMode.GATE
+    )
+    settings = Settings()
+    try:
+        result = run_training(settings, params, mode)
+    except TrackingUnavailable as exc:
+        raise fail(str(exc)) from None
+    except ParityError as exc:
+        raise fail(f"{exc}; nothing was published") from None
+    training_summary(console, result, settings.registered_model)
+
+
+@app.command()
+def models() -> None:
+    """List registered versions with their aliases, metrics and promotion decisions."""
+    from mlflow import MlflowClient
+
+    from irisops.report import versions_table
+    from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
+
+    settings = Settings()
+    configure_client()
+    try:
+        wait_for_server(settings.tracking_uri, 0, 0)
+    except TrackingUnavailable as exc:
+        raise fail(str(exc)) from None
+    client = MlflowClient(settings.tracking_uri)
+    versions = client.search_model_versions(f"name = '{settings.registered_model}'")
+    versions.sort(key=lambda v: int(v.version), reverse=True)
+    metrics = {v.run_id: client.get_run(v.run_id).data.metrics for v in versions if v.run_id}
+    console.print(versions_table(versions, metrics, settings.gate_metric))
+
+
+@app.command()
+def promote(version: Annotated[str, typer.Argument(help="Registered version to serve.")]) -> None:
+    """Make VERSION the champion and publish it to the API (the rollback path)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from irisops.bundle import BundleError
+    from irisops.release import promote_existing
+    from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
+
+    settings = Settings()
+    configure_client()
+    try:
+        wait_for_server(settings.tracking_uri, settings.tracking_retries, settings.tracking_backoff)
+        published = promote_existing(MlflowClient(settings.tracking_uri), settings, version)
+    except (TrackingUnavailable, BundleError) as exc:
+        raise fail(str(exc)) from None
+    except MlflowException as exc:
+        raise fail(
+            f"cannot promote {settings.registered_model} v{version}: {exc.message}"
+        ) from None
+    console.print(f"{settings.registered_model} v{version} is champion, published to {published}")
+
+
+@app.command()
+def serve() -> None:
+    """Serve the champion model over HTTP (FastAPI + onnxruntime), hot-reloading new ones."""
+    import uvicorn
+
+    from irisops.serving.app import create_app
+
+    settings = Settings()
+    try:
+        application = create_app(settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    uvicorn.run(
+        application,
+        host=settings.api_host,
+        port=settings.api_port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def up() -> None:
+    """Start the local stack: tracking server, a first training if needed, and the API."""
+    from irisops.stack import StackError, up
+
+    try:
+        up(Settings(), console)
+    except StackError as exc:
+        raise fail(str(exc)) from None

@@ -1,0 +1,85 @@
+"""All configuration, read once from the environment.
+
+Every command reads the same `Settings`, so the local stack, the tests and the
+containers are configured the same way: with environment variables only.
+"""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REGISTERED_MODEL = "iris-classifier"
+EXPERIMENT = "iris"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IRISOPS_", extra="ignore", frozen=True)
+
+    home: Path = Field(Path(".irisops"), description="State directory of the local stack.")
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
+        description="Tracking server; default http://127.0.0.1:<tracking port>.",
+    )
+    model_dir: Path | None = Field(None, description="Served-model directory.")
+    model_uri: str | None = Field(
+        None, description="Serve from the registry instead, e.g. models:/iris-classifier@champion."
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    tracking_host: str = "127.0.0.1"
+    tracking_port: int = Field(5000, ge=1, le=65535)
+    backend_store_uri: str | None = Field(
+        None, description="MLflow backend store; default SQLite under mlflow_data."
+    )
+    artifacts_destination: str | None = Field(
+        None, description="Where the tracking server stores artifacts; default mlflow_artifacts."
+    )
+    allowed_hosts: str | None = Field(
+        None, description="Host headers the tracking server accepts (replaces MLflow's defaults)."
+    )
+
+    experiment: str = EXPERIMENT
+    registered_model: str = REGISTERED_MODEL
+    gate_metric: str = "test_accuracy"
+    tracking_retries: int = Field(5, ge=0)
+    tracking_backoff: float = Field(1.0, ge=0)
+
+    poll_interval: float = Field(2.0, gt=0)
+    max_batch_rows: int = Field(10_000, ge=1)
+
+    @cached_property
+    def state_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @cached_property
+    def served_model_dir(self) -> Path:
+        return (self.model_dir or self.state_dir / "model_data").expanduser().resolve()
+
+    @cached_property
+    def mlflow_data_dir(self) -> Path:
+        return self.state_dir / "mlflow_data"
+
+    @cached_property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.state_dir / "mlflow_artifacts"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"http://127.0.0.1:{self.tracking_port}"
+
+    @property
+    def backend_uri(self) -> str:
+        # Four slashes: SQLAlchemy's spelling of an absolute SQLite path.
+        return self.backend_store_uri or f"sqlite:///{self.mlflow_data_dir / 'mlflow.db'}"
+
+    @property
+    def artifacts_root(self) -> str:
+        return self.artifacts_destination or str(self.mlflow_artifacts_dir)
+
+    @property
+    def champion_uri(self) -> str:
+        return f"models:/{self.registered_model}@champion"

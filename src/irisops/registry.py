@@ -1,0 +1,90 @@
+"""The MLflow Model Registry: versions, the `champion`/`challenger` aliases, the promotion gate."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from irisops.bundle import BundleMetadata, read_bundle
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+# Where the serving bundle sits inside a registered model version (MLflow's `extra_files`).
+BUNDLE_SUBDIR = "extra_files"
+TAG_DECISION = "irisops.promotion"
+TAG_REASON = "irisops.promotion_reason"
+
+
+class PromotionMode(StrEnum):
+    GATE = "gate"
+    NEVER = "never"
+    FORCE = "force"
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return "promoted" if self.promote else "not promoted"
+
+
+def decide(
+    mode: PromotionMode, metric: str, score: float, champion: tuple[str, float | None] | None
+) -> Decision:
+    """The gate: a new version must score at least as well as the champion to replace it."""
+    if mode is PromotionMode.NEVER:
+        return Decision(False, "--no-promote given")
+    if mode is PromotionMode.FORCE:
+        return Decision(True, "--force-promote given")
+    if champion is None:
+        return Decision(True, "no champion yet")
+    version, best = champion
+    if best is None:
+        return Decision(True, f"champion v{version} has no {metric} to compare")
+    if score >= best:
+        return Decision(True, f"{metric} {score:.4f} >= champion v{version}'s {best:.4f}")
+    return Decision(False, f"{metric} {score:.4f} < champion v{version}'s {best:.4f}")
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise
+
+
+def version_metric(client: MlflowClient, version: ModelVersion, metric: str) -> float | None:
+    if version.run_id is None:
+        return None
+    value = client.get_run(version.run_id).data.metrics.get(metric)
+    return None if value is None else float(value)
+
+
+def record_decision(client: MlflowClient, name: str, version: str, decision: Decision) -> None:
+    client.set_model_version_tag(name, version, TAG_DECISION, decision.label)
+    client.set_model_version_tag(name, version, TAG_REASON, decision.reason)
+
+
+def download_bundle(client: MlflowClient, name: str, version: str, destination: Path) -> Path:
+    """Fetch only the serving bundle of a registered version (not the pickled model)."""
+    source = client.get_model_version_download_uri(name, version)
+    local = download_artifacts(
+        artifact_uri=f"{source.rstrip('/')}/{BUNDLE_SUBDIR}", dst_path=str(destination)
+    )
+    return Path(local)
+
+
+def fetch_bundle(
+    client: MlflowClient, name: str, version: str, destination: Path
+) -> tuple[BundleMetadata, bytes]:
+    metadata, onnx_bytes = read_bundle(download_bundle(client, name, version, destination))
+    return metadata.model_copy(update={"version": version}), onnx_bytes

@@ -1,0 +1,55 @@
+"""What the commands print: tables a person reads at the end of a job."""
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from irisops.pipeline import TrainingResult
+
+
+def training_summary(console: Console, result: "TrainingResult", model_name: str) -> None:
+    table = Table(title=f"{model_name} v{result.version}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    parity = result.parity
+    table.add_row(
+        "onnx parity",
+        f"{parity.rows} rows, max |Δp| {parity.max_probability_diff:.1e}, "
+        f"{parity.class_mismatches} class mismatches",
+    )
+    console.print(table)
+    colour = "green" if result.decision.promote else "yellow"
+    console.print(f"Run:      {result.run_url}")
+    console.print(f"Version:  {model_name} v{result.version} (alias challenger)")
+    console.print(f"Decision: [{colour}]{result.decision.label}[/] ({result.decision.reason})")
+    if result.published:
+        console.print(f"Serving:  published to {result.published}")
+
+
+def versions_table(
+    versions: list["ModelVersion"], metrics: dict[str, dict[str, float]], gate_metric: str
+) -> Table:
+    table = Table(title="iris-classifier versions")
+    for column in ("version", "aliases", gate_metric, "f1_macro", "promotion", "run"):
+        table.add_column(column)
+    for version in versions:
+        run_metrics = metrics.get(version.run_id or "", {})
+        table.add_row(
+            str(version.version),
+            ", ".join(sorted(version.aliases)),
+            _fmt(run_metrics.get(gate_metric)),
+            _fmt(run_metrics.get("test_f1_macro")),
+            version.tags.get("irisops.promotion_reason", ""),
+            (version.run_id or "")[:12],
+        )
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,1 @@
+"""The prediction API: FastAPI over onnxruntime, hot-reloading the champion model."""

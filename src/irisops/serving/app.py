@@ -1,0 +1,52 @@
+"""The FastAPI application: routes, error handlers, offline docs and the model watcher."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from irisops import __version__
+from irisops.config import Settings
+from irisops.serving import errors
+from irisops.serving.routes import health, model, predict
+from irisops.serving.sources import DirectorySource, ModelSource, RegistrySource
+from irisops.serving.store import ModelStore
+
+DESCRIPTION = """
+Predicts the Iris species from four measurements (cm) with the champion model from
+the MLflow registry. Bad input gets a 4xx that names the field and the problem.
+"""
+
+
+def model_source(settings: Settings) -> ModelSource:
+    if settings.model_uri:
+        return RegistrySource(settings.model_uri, settings.tracking_uri)
+    return DirectorySource(settings.served_model_dir)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    store = ModelStore(model_source(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(store.refresh)
+        watcher = asyncio.create_task(store.watch(settings.poll_interval))
+        yield
+        watcher.cancel()
+
+    # FastAPIOffline serves Swagger UI's assets from its own package: /docs works offline.
+    app = FastAPIOffline(
+        title="irisops",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    errors.install(app)
+    for router in (predict.router, health.router, model.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,53 @@
+"""Turning validation failures into answers a person can act on."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+TOO_MANY_ROWS = "too_many_rows"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str, errors: Sequence[dict[str, str]] = ()) -> None:
+        self.status = status
+        self.detail = detail
+        self.errors = list(errors)
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """('instances', 2, 3) -> 'instances[2][3]': the way a person points at a JSON value."""
+    name = ""
+    for part in loc:
+        if part == "body":
+            continue
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def from_validation(errors: Sequence[Any]) -> ApiError:
+    """400 for JSON that does not parse, 422 for JSON whose values are wrong."""
+    if any(error["type"] == "json_invalid" for error in errors):
+        message = next(e["msg"] for e in errors if e["type"] == "json_invalid")
+        return ApiError(400, f"malformed JSON body: {message.removeprefix('Invalid JSON: ')}")
+    if too_many := next((e for e in errors if e["type"] == TOO_MANY_ROWS), None):
+        return ApiError(413, too_many["msg"])
+    listed = [{"field": field_name(e["loc"]), "message": e["msg"]} for e in errors]
+    return ApiError(422, "; ".join(f"{e['field']}: {e['message']}" for e in listed), listed)
+
+
+def install(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse({"detail": exc.detail, "errors": exc.errors}, status_code=exc.status)
+
+    async def request_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        return await api_error(_, from_validation(exc.errors()))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, request_validation)
+    app.add_exception_handler(ValidationError, request_validation)

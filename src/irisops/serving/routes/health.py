@@ -1,0 +1,26 @@
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from irisops.serving.deps import StoreDep
+from irisops.serving.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health, summary="Liveness: 200 while the process runs")
+async def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    summary="Readiness: 200 once a model is loaded",
+    responses={503: {"model": Readiness, "description": "No model loaded"}},
+)
+async def ready(store: StoreDep) -> Readiness | JSONResponse:
+    model = store.model
+    if model is None:
+        body = Readiness(status="not ready", reason=store.not_ready_reason)
+        return JSONResponse(body.model_dump(), status_code=503)
+    return Readiness(status="ready", model_version=model.version, reason=store.last_error)

@@ -1,0 +1,18 @@
+from fastapi import APIRouter
+
+from irisops.serving.deps import StoreDep
+from irisops.serving.schemas import ModelInfo
+
+router = APIRouter(tags=["model"])
+
+
+@router.get("/model", response_model=ModelInfo, summary="The served model's metadata")
+async def model_info(store: StoreDep) -> ModelInfo:
+    model = store.model
+    return ModelInfo(
+        source=store.source.description,
+        version=None if model is None else model.version,
+        last_error=store.last_error,
+        reloads=store.reloads,
+        metadata=None if model is None else model.metadata.model_dump(mode="json"),
+    )

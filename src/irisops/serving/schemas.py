@@ -1,0 +1,113 @@
+"""Request and response shapes: the validation rules and the OpenAPI documentation."""
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from irisops.serving.errors import TOO_MANY_ROWS
+
+FEATURES = 4
+SEED_EXAMPLE: list[JsonValue] = [5.1, 3.5, 1.4, 0.2]
+
+# Strict: "5.1", true and null are not numbers; NaN and Infinity are not finite.
+Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Row = Annotated[
+    list[Feature],
+    Field(
+        min_length=FEATURES,
+        max_length=FEATURES,
+        description="sepal_length, sepal_width, petal_length, petal_width (cm)",
+    ),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class PredictRequest(Strict):
+    features: Row
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"features": SEED_EXAMPLE}]})
+
+
+class BatchRequest(Strict):
+    instances: list[Row] = Field(description="One row of 4 features per instance.")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"instances": [SEED_EXAMPLE, [6.7, 3.0, 5.2, 2.3]]}]}
+    )
+
+    @field_validator("instances", mode="before")
+    @classmethod
+    def within_row_limit(cls, value: Any, info: ValidationInfo) -> Any:
+        """Count rows before validating them, so an oversized batch costs almost nothing."""
+        limit = (info.context or {}).get("max_rows")
+        if limit is not None and isinstance(value, list) and len(value) > limit:
+            raise PydanticCustomError(
+                TOO_MANY_ROWS,
+                "{rows} instances exceed the limit of {limit} per request "
+                "(IRISOPS_MAX_BATCH_ROWS); split the batch",
+                {"rows": len(value), "limit": limit},
+            )
+        return value
+
+
+class Prediction(BaseModel):
+    prediction: str = Field(examples=["setosa"])
+    class_id: int = Field(examples=[0])
+    probabilities: dict[str, float] = Field(
+        examples=[{"setosa": 1.0, "versicolor": 0.0, "virginica": 0.0}]
+    )
+    model_version: str = Field(examples=["3"])
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+    model_version: str = Field(examples=["3"])
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["features[3]"])
+    message: str = Field(examples=["Input should be a finite number"])
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(examples=["features[3]: Input should be a finite number"])
+    errors: list[FieldError] = []
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ready"])
+    model_version: str | None = Field(None, examples=["3"])
+    reason: str | None = None
+
+
+class ModelInfo(BaseModel):
+    source: str
+    version: str | None
+    last_error: str | None
+    reloads: int
+    metadata: dict[str, Any] | None
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body the route parses itself (see routes/predict.py for why)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed JSON"},
+    422: {"model": ErrorResponse, "description": "Valid JSON, invalid features"},
+    503: {"model": ErrorResponse, "description": "No model loaded yet"},
+}

@@ -1,0 +1,42 @@
+"""Fitting the RandomForest: pure functions, no tracking."""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from sklearn.ensemble import RandomForestClassifier
+
+from irisops.data import Split
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    n_estimators: int = 100
+    max_depth: int | None = None
+    min_samples_split: int = 2
+    min_samples_leaf: int = 1
+    max_features: Literal["sqrt", "log2"] | None = "sqrt"
+    criterion: Literal["gini", "entropy", "log_loss"] = "gini"
+    seed: int = 42
+    test_size: float = 0.2
+    cv_folds: int = 5
+
+    def as_params(self) -> dict[str, Any]:
+        """Every hyperparameter and split parameter, as logged to MLflow."""
+        return asdict(self)
+
+
+def build(params: TrainParams) -> RandomForestClassifier:
+    return RandomForestClassifier(
+        n_estimators=params.n_estimators,
+        max_depth=params.max_depth,
+        min_samples_split=params.min_samples_split,
+        min_samples_leaf=params.min_samples_leaf,
+        max_features=params.max_features,
+        criterion=params.criterion,
+        random_state=params.seed,
+        n_jobs=1,
+    )
+
+
+def fit(split: Split, params: TrainParams) -> RandomForestClassifier:
+    return build(params).fit(split.X_train, split.y_train)
