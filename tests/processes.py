@@ -1,0 +1,111 @@
+"""Real processes for the tests: the `irisops` CLI, on free loopback ports, cleaned up always."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def environment(home: Path, **overrides: str) -> dict[str, str]:
+    """A clean irisops environment rooted at `home`: no setting leaks in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IRISOPS_", "MLFLOW_"))}
+    env.update({"IRISOPS_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"})
+    env.update(overrides)
+    return env
+
+
+def irisops(
+    *args: str, env: Mapping[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run one CLI command to completion, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "irisops", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout)
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.wait()
+
+
+def wait_http(service: Service, path: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(
+                f"service exited ({service.process.returncode}):\n{service.output()}"
+            )
+        with suppress(httpx.HTTPError):
+            if httpx.get(service.url + path, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{service.url}{path} not ready in {timeout} s:\n{service.output()}")
+
+
+@contextmanager
+def running(
+    *args: str, env: Mapping[str, str], url: str, log: Path, ready_path: str | None = "/health"
+) -> Iterator[Service]:
+    """Start `irisops ARGS` in its own process group; stop the whole group afterwards."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "irisops", *args],
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    service = Service(process, url, log)
+    try:
+        if ready_path is not None:
+            wait_http(service, ready_path)
+        yield service
+    finally:
+        service.stop()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout} s")
