@@ -31,7 +31,7 @@ class Tracking:
         extra = {"MLFLOW_TRACKING_URI": self.uri, "IRISOPS_TRACKING_PORT": str(self.port)}
         if model_dir is not None:
             extra["IRISOPS_MODEL_DIR"] = str(model_dir)
-        return environment(self.home, **extra, **overrides)
+        return environment(self.home, **{**extra, **overrides})
 
 
 @pytest.fixture(scope="session")

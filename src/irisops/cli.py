@@ -118,6 +118,7 @@ def train(
 def models() -> None:
     """List registered versions with their aliases, metrics and promotion decisions."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from irisops.report import versions_table
     from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
@@ -129,10 +130,15 @@ def models() -> None:
     except TrackingUnavailable as exc:
         raise fail(str(exc)) from None
     client = MlflowClient(settings.tracking_uri)
-    versions = client.search_model_versions(f"name = '{settings.registered_model}'")
+    name = settings.registered_model
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException:
+        raise fail(f"no registered model {name!r} yet; run `irisops train` first") from None
+    versions = client.search_model_versions(f"name = '{name}'")
     versions.sort(key=lambda v: int(v.version), reverse=True)
     metrics = {v.run_id: client.get_run(v.run_id).data.metrics for v in versions if v.run_id}
-    console.print(versions_table(versions, metrics, settings.gate_metric))
+    console.print(versions_table(name, versions, aliases, metrics, settings.gate_metric))
 
 
 @app.command()

@@ -78,7 +78,9 @@ def download_bundle(client: MlflowClient, name: str, version: str, destination: 
     """Fetch only the serving bundle of a registered version (not the pickled model)."""
     source = client.get_model_version_download_uri(name, version)
     local = download_artifacts(
-        artifact_uri=f"{source.rstrip('/')}/{BUNDLE_SUBDIR}", dst_path=str(destination)
+        artifact_uri=f"{source.rstrip('/')}/{BUNDLE_SUBDIR}",
+        dst_path=str(destination),
+        tracking_uri=client.tracking_uri,
     )
     return Path(local)
 

@@ -33,16 +33,24 @@ def training_summary(console: Console, result: "TrainingResult", model_name: str
 
 
 def versions_table(
-    versions: list["ModelVersion"], metrics: dict[str, dict[str, float]], gate_metric: str
+    name: str,
+    versions: list["ModelVersion"],
+    aliases: dict[str, str],
+    metrics: dict[str, dict[str, float]],
+    gate_metric: str,
 ) -> Table:
-    table = Table(title="iris-classifier versions")
+    """`aliases` maps alias -> version: version search results do not carry them."""
+    by_version: dict[str, list[str]] = {}
+    for alias, number in aliases.items():
+        by_version.setdefault(str(number), []).append(alias)
+    table = Table(title=f"{name} versions")
     for column in ("version", "aliases", gate_metric, "f1_macro", "promotion", "run"):
         table.add_column(column)
     for version in versions:
         run_metrics = metrics.get(version.run_id or "", {})
         table.add_row(
             str(version.version),
-            ", ".join(sorted(version.aliases)),
+            ", ".join(sorted(by_version.get(str(version.version), []))),
             _fmt(run_metrics.get(gate_metric)),
             _fmt(run_metrics.get("test_f1_macro")),
             version.tags.get("irisops.promotion_reason", ""),

@@ -1,0 +1,96 @@
+"""The served-model bundle: verified on read, published atomically."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from irisops import bundle
+from irisops.bundle import BundleError, BundleMetadata
+
+ONNX = b"not really onnx, but bytes with a checksum"
+
+
+def metadata(version: str = "1", payload: bytes = ONNX) -> BundleMetadata:
+    return BundleMetadata(
+        registered_model="iris-classifier",
+        version=version,
+        run_id="run",
+        class_names=["setosa", "versicolor", "virginica"],
+        feature_names=["a", "b", "c", "d"],
+        metrics={"test_accuracy": 1.0},
+        sha256=bundle.sha256_of(payload),
+        created_at=datetime.now(UTC),
+        example_input=[[5.1, 3.5, 1.4, 0.2]],
+        example_probabilities=[[1.0, 0.0, 0.0]],
+    )
+
+
+def publish(model_dir: Path, version: str) -> Path:
+    staged = bundle.stage(model_dir, ONNX, metadata(version))
+    bundle.activate(model_dir, staged)
+    return staged
+
+
+def test_a_published_bundle_reads_back_with_its_publication_time(tmp_path: Path) -> None:
+    publish(tmp_path, "1")
+    key, meta, data = bundle.read_current(tmp_path)
+    assert data == ONNX
+    assert meta.version == "1"
+    assert meta.published_at is not None
+    assert key.startswith("versions/v1-")
+
+
+def test_nothing_published_is_a_clear_error(tmp_path: Path) -> None:
+    assert bundle.current_target(tmp_path) is None
+    with pytest.raises(BundleError, match="no model published"):
+        bundle.read_current(tmp_path)
+
+
+def test_current_is_a_relative_symlink_so_the_volume_can_move(tmp_path: Path) -> None:
+    publish(tmp_path, "1")
+    link = tmp_path / bundle.CURRENT
+    assert link.is_symlink()
+    assert not link.readlink().is_absolute()
+
+
+def test_publishing_switches_the_pointer_and_keeps_older_versions(tmp_path: Path) -> None:
+    first = publish(tmp_path, "1")
+    second = publish(tmp_path, "2")
+    assert bundle.read_current(tmp_path)[1].version == "2"
+    assert first.exists()
+    assert second.exists()
+    assert not list(tmp_path.glob(".current.*")), "the temporary link was renamed away"
+
+
+def test_staging_does_not_change_what_is_served(tmp_path: Path) -> None:
+    publish(tmp_path, "1")
+    bundle.stage(tmp_path, ONNX, metadata("2"))
+    assert bundle.read_current(tmp_path)[1].version == "1"
+
+
+def test_a_truncated_model_file_fails_its_checksum(tmp_path: Path) -> None:
+    staged = publish(tmp_path, "1")
+    (staged / bundle.MODEL_FILE).write_bytes(ONNX[:10])
+    with pytest.raises(BundleError, match="checksum"):
+        bundle.read_current(tmp_path)
+
+
+def test_missing_metadata_is_reported_as_incomplete(tmp_path: Path) -> None:
+    staged = publish(tmp_path, "1")
+    (staged / bundle.METADATA_FILE).unlink()
+    with pytest.raises(BundleError, match="incomplete"):
+        bundle.read_current(tmp_path)
+
+
+def test_garbage_metadata_is_reported_as_invalid(tmp_path: Path) -> None:
+    staged = publish(tmp_path, "1")
+    (staged / bundle.METADATA_FILE).write_text("{not json")
+    with pytest.raises(BundleError, match="invalid"):
+        bundle.read_current(tmp_path)
+
+
+def test_a_bundle_that_fails_verification_is_never_staged(tmp_path: Path) -> None:
+    with pytest.raises(BundleError):
+        bundle.stage(tmp_path, ONNX, metadata(payload=b"other bytes"))
+    assert list((tmp_path / bundle.VERSIONS).iterdir()) == []

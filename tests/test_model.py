@@ -1,0 +1,80 @@
+"""Model behaviour: what a trained forest must get right, and its export must reproduce."""
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from irisops import data, evaluate, export, train
+from irisops.runtime import OnnxClassifier
+
+
+@pytest.fixture(scope="module")
+def dataset() -> data.Dataset:
+    return data.load()
+
+
+@pytest.fixture(scope="module")
+def model(dataset: data.Dataset) -> RandomForestClassifier:
+    return train.fit(data.split(dataset, 0.2, 42), train.TrainParams())
+
+
+def test_canonical_flowers_are_classified(
+    model: RandomForestClassifier, dataset: data.Dataset
+) -> None:
+    flowers = dataset.features(
+        np.array([[5.1, 3.5, 1.4, 0.2], [6.0, 2.7, 4.2, 1.3], [6.7, 3.0, 5.8, 2.3]])
+    )
+    assert model.predict(flowers).tolist() == [0, 1, 2]
+
+
+def test_longer_petals_move_a_flower_away_from_setosa(
+    model: RandomForestClassifier, dataset: data.Dataset
+) -> None:
+    short = model.predict_proba(dataset.features(np.array([[5.0, 3.4, 1.5, 0.2]])))[0, 0]
+    long = model.predict_proba(dataset.features(np.array([[5.0, 3.4, 5.0, 1.8]])))[0, 0]
+    assert long < short
+
+
+def test_test_metrics_are_high_and_complete(
+    model: RandomForestClassifier, dataset: data.Dataset
+) -> None:
+    metrics = evaluate.test_metrics(model, data.split(dataset, 0.2, 42))
+    assert set(metrics) == {
+        "test_accuracy",
+        "test_f1_macro",
+        "test_precision_macro",
+        "test_recall_macro",
+        "test_log_loss",
+    }
+    assert metrics["test_accuracy"] >= 0.85
+
+
+def test_cross_validation_uses_the_training_set_only(dataset: data.Dataset) -> None:
+    params = train.TrainParams(n_estimators=10, cv_folds=3)
+    scores = evaluate.cross_validation(data.split(dataset, 0.2, 42), params)
+    assert 0.8 <= scores["cv_accuracy_mean"] <= 1.0
+    assert scores["cv_accuracy_std"] >= 0.0
+
+
+def test_the_onnx_export_matches_scikit_learn_on_10000_random_points(
+    model: RandomForestClassifier, dataset: data.Dataset
+) -> None:
+    report = export.check_parity(model, export.export(model, 4), dataset, seed=0)
+    assert report.rows == 150 + export.RANDOM_POINTS
+    assert report.class_mismatches == 0
+    assert report.max_probability_diff <= 1e-5
+
+
+def test_an_export_of_another_model_is_refused(
+    model: RandomForestClassifier, dataset: data.Dataset
+) -> None:
+    other = train.fit(data.split(dataset, 0.2, 1), train.TrainParams(n_estimators=3, seed=1))
+    with pytest.raises(export.ParityError, match="disagrees"):
+        export.check_parity(model, export.export(other, 4), dataset, seed=0)
+
+
+def test_the_runtime_returns_one_probability_row_per_input(model: RandomForestClassifier) -> None:
+    classifier = OnnxClassifier(export.export(model, 4))
+    probabilities = classifier.predict_proba(np.zeros((5, 4), dtype=np.float32))
+    assert probabilities.shape == (5, 3)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
