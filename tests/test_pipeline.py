@@ -101,6 +101,7 @@ def test_the_run_records_params_metrics_tags_and_dataset(
         assert name in metrics
     assert metrics["parity_max_probability_diff"] <= 1e-5
     assert run.data.tags["irisops.version"]
+    assert run.inputs is not None
     inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
     assert {"iris-train", "iris-test"} <= set(inputs)
     assert all(d.digest for d in inputs.values())

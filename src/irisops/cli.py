@@ -24,7 +24,8 @@ err = Console(stderr=True)
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    # soft_wrap: one line even when stderr is not a terminal (CI, docker logs).
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -170,7 +171,7 @@ def serve() -> None:
     """Serve the champion model over HTTP (FastAPI + onnxruntime), hot-reloading new ones."""
     import uvicorn
 
-    from irisops.serving.app import create_app
+    from irisops.serving.app import create_app, log_config
 
     settings = Settings()
     try:
@@ -184,6 +185,7 @@ def serve() -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=log_config(),
         timeout_graceful_shutdown=10,
     )
 

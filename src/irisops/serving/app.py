@@ -2,10 +2,13 @@
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from uvicorn.config import LOGGING_CONFIG
 
 from irisops import __version__
 from irisops.config import Settings
@@ -18,6 +21,13 @@ DESCRIPTION = """
 Predicts the Iris species from four measurements (cm) with the champion model from
 the MLflow registry. Bad input gets a 4xx that names the field and the problem.
 """
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus our own logger (model swaps and reload failures) beside it."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["irisops"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def model_source(settings: Settings) -> ModelSource:

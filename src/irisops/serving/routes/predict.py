@@ -21,6 +21,7 @@ from irisops.serving.schemas import (
     ERRORS,
     BatchPrediction,
     BatchRequest,
+    ErrorResponse,
     Prediction,
     PredictRequest,
     request_body,
@@ -76,7 +77,10 @@ async def predict(request: Request, model: ModelDep) -> JSONBytes:
 @router.post(
     "/predict/batch",
     response_model=BatchPrediction,
-    responses={**ERRORS, 413: {"description": "More rows than IRISOPS_MAX_BATCH_ROWS"}},
+    responses={
+        **ERRORS,
+        413: {"model": ErrorResponse, "description": "More rows than IRISOPS_MAX_BATCH_ROWS"},
+    },
     openapi_extra=request_body(BatchRequest),
     summary="Predict many flowers in one request",
 )

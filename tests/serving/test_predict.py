@@ -1,0 +1,379 @@
+"""The prediction API as a client sees it: a real `irisops serve` answering over loopback HTTP.
+
+The API serves the session's champion (registered version 1) from its model directory.
+Good requests get a prediction; bad ones get a 4xx whose `detail` names the field and
+the problem, never a 5xx.
+"""
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from irisops.bundle import read_current, sha256_of
+from tests.conftest import ApiFactory, Champion, Tracking
+from tests.processes import Service, free_port, running
+
+SEED_BODY = '{"features":[5.1,3.5,1.4,0.2]}'
+SEED_ROW = [5.1, 3.5, 1.4, 0.2]
+VIRGINICA_ROW = [6.7, 3.0, 5.2, 2.3]
+CLASS_NAMES = ["setosa", "versicolor", "virginica"]
+DEFAULT_MAX_ROWS = 10_000
+
+
+@pytest.fixture(scope="module")
+def api(
+    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """One API for the module, serving the shared champion directory (read only)."""
+    port = free_port()
+    env = tracking.env(champion.model_dir, IRISOPS_API_PORT=str(port), IRISOPS_POLL_INTERVAL="0.2")
+    log = tmp_path_factory.mktemp("predict-api") / "api.log"
+    url = f"http://127.0.0.1:{port}"
+    with running("serve", env=env, url=url, log=log, ready_path="/ready") as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def client(api: Service) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api.url, timeout=30) as http:
+        yield http
+
+
+def assert_seed_prediction(body: dict[str, Any], version: str = "1") -> None:
+    """The seed row is a setosa, and the answer says which model gave it."""
+    assert body["prediction"] == "setosa"
+    assert body["class_id"] == 0
+    probabilities = body["probabilities"]
+    assert list(probabilities) == CLASS_NAMES
+    assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert probabilities["setosa"] == max(probabilities.values())
+    assert body["model_version"] == version
+
+
+def assert_client_error(response: httpx.Response, status: int, *fragments: str) -> str:
+    """A JSON error with the expected status whose `detail` contains every fragment."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    for fragment in fragments:
+        assert fragment in detail, f"{fragment!r} not in {detail!r}"
+    return detail
+
+
+# --- The seed's request ------------------------------------------------------------------
+
+
+class TestSeedRequest:
+    def test_without_content_type(self, client: httpx.Client) -> None:
+        # httpx sends `content=` bytes with no Content-Type header at all.
+        request = client.build_request("POST", "/predict", content=SEED_BODY.encode())
+        assert "content-type" not in request.headers
+        response = client.send(request)
+        assert response.status_code == 200, response.text
+        assert_seed_prediction(response.json())
+
+    def test_with_json_content_type(self, client: httpx.Client) -> None:
+        response = client.post(
+            "/predict", content=SEED_BODY, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+        assert_seed_prediction(response.json())
+
+    def test_with_form_content_type_as_curl_d_sends_it(self, client: httpx.Client) -> None:
+        response = client.post(
+            "/predict",
+            content=SEED_BODY,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 200, response.text
+        assert_seed_prediction(response.json())
+
+    def test_json_keyword(self, client: httpx.Client) -> None:
+        response = client.post("/predict", json={"features": SEED_ROW})
+        assert response.status_code == 200, response.text
+        assert_seed_prediction(response.json())
+
+    def test_integers_are_numbers(self, client: httpx.Client) -> None:
+        response = client.post("/predict", json={"features": [5, 3, 1, 0]})
+        assert response.status_code == 200, response.text
+        assert response.json()["model_version"] == "1"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+class TestSeedCurl:
+    """The seed's exact command lines, run by the real curl binary."""
+
+    def curl(self, command: str) -> dict[str, Any]:
+        result = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=30, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        body: dict[str, Any] = json.loads(result.stdout)
+        return body
+
+    def test_predict(self, api: Service) -> None:
+        body = self.curl(f"curl -X POST {api.url}/predict -d '{SEED_BODY}'")
+        assert_seed_prediction(body)
+
+    def test_health(self, api: Service) -> None:
+        assert self.curl(f"curl {api.url}/health") == {"status": "ok"}
+
+
+# --- Batches -----------------------------------------------------------------------------
+
+
+class TestBatch:
+    def test_two_rows(self, client: httpx.Client) -> None:
+        response = client.post("/predict/batch", json={"instances": [SEED_ROW, VIRGINICA_ROW]})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model_version"] == "1"
+        first, second = body["predictions"]
+        assert_seed_prediction(first)
+        assert second["prediction"] == "virginica"
+        assert second["class_id"] == 2
+        assert second["model_version"] == "1"
+
+    def test_batch_agrees_with_single_predictions(self, client: httpx.Client) -> None:
+        rows = [SEED_ROW, VIRGINICA_ROW, [5.9, 3.0, 4.2, 1.5]]
+        batch = client.post("/predict/batch", json={"instances": rows}).json()["predictions"]
+        singles = [client.post("/predict", json={"features": row}).json() for row in rows]
+        assert batch == singles
+
+    def test_empty_batch(self, client: httpx.Client) -> None:
+        response = client.post("/predict/batch", json={"instances": []})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [], "model_version": "1"}
+
+    def test_default_limit_is_accepted(self, client: httpx.Client) -> None:
+        response = client.post("/predict/batch", json={"instances": [SEED_ROW] * DEFAULT_MAX_ROWS})
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert len(predictions) == DEFAULT_MAX_ROWS
+        assert {p["prediction"] for p in predictions} == {"setosa"}
+
+    def test_one_row_over_the_default_limit(self, client: httpx.Client) -> None:
+        rows = [SEED_ROW] * (DEFAULT_MAX_ROWS + 1)
+        response = client.post("/predict/batch", json={"instances": rows})
+        assert_client_error(response, 413, "10001", "10000", "IRISOPS_MAX_BATCH_ROWS")
+
+    def test_configured_limit(
+        self, api_factory: ApiFactory, tracking: Tracking, champion: Champion
+    ) -> None:
+        service = api_factory.start(
+            tracking.env(champion.model_dir, IRISOPS_MAX_BATCH_ROWS="3"), ready_path="/ready"
+        )
+        three = httpx.post(f"{service.url}/predict/batch", json={"instances": [SEED_ROW] * 3})
+        assert three.status_code == 200, three.text
+        four = httpx.post(f"{service.url}/predict/batch", json={"instances": [SEED_ROW] * 4})
+        assert_client_error(four, 413, "limit of 3", "IRISOPS_MAX_BATCH_ROWS")
+
+
+# --- Bad input -----------------------------------------------------------------------------
+
+BAD_PREDICT_BODIES = [
+    pytest.param(
+        '{"features":[5.1,3.5,1.4]}', 422, ["features", "at least 4"], id="three-features"
+    ),
+    pytest.param(
+        '{"features":[5.1,3.5,1.4,0.2,1.0]}', 422, ["features", "at most 4"], id="five-features"
+    ),
+    pytest.param('{"features":[]}', 422, ["features", "at least 4"], id="no-features"),
+    pytest.param('{"features":[5.1,NaN,1.4,0.2]}', 422, ["features[1]", "finite"], id="nan"),
+    pytest.param(
+        '{"features":[5.1,3.5,Infinity,0.2]}', 422, ["features[2]", "finite"], id="infinity"
+    ),
+    pytest.param(
+        '{"features":[5.1,3.5,1.4,-Infinity]}', 422, ["features[3]", "finite"], id="-infinity"
+    ),
+    pytest.param('{"features":[1e999,3.5,1.4,0.2]}', 422, ["features[0]", "finite"], id="1e999"),
+    pytest.param(
+        '{"features":["5.1",3.5,1.4,0.2]}', 422, ["features[0]", "valid number"], id="string"
+    ),
+    pytest.param(
+        '{"features":["5.1","3.5","1.4","0.2"]}',
+        422,
+        ["features[3]", "valid number"],
+        id="all-strings",
+    ),
+    pytest.param(
+        '{"features":[5.1,true,1.4,0.2]}', 422, ["features[1]", "valid number"], id="boolean"
+    ),
+    pytest.param(
+        '{"features":[5.1,3.5,null,0.2]}', 422, ["features[2]", "valid number"], id="null-element"
+    ),
+    pytest.param('{"features":null}', 422, ["features", "valid array"], id="null-features"),
+    pytest.param('{"features":"5.1,3.5,1.4,0.2"}', 422, ["features", "array"], id="csv-string"),
+    pytest.param('{"features":{"a":1}}', 422, ["features", "array"], id="object-features"),
+    pytest.param("{}", 422, ["features", "Field required"], id="missing-field"),
+    pytest.param(
+        '{"feature":[5.1,3.5,1.4,0.2]}',
+        422,
+        ["features: Field required", "feature: Extra inputs are not permitted"],
+        id="misspelled-field",
+    ),
+    pytest.param(
+        '{"features":[5.1,3.5,1.4,0.2],"extra":1}',
+        422,
+        ["extra", "Extra inputs are not permitted"],
+        id="unknown-field",
+    ),
+    pytest.param('{"features":[5.1,', 400, ["malformed JSON"], id="truncated-json"),
+    pytest.param("", 400, ["malformed JSON"], id="empty-body"),
+    pytest.param("features=5.1,3.5,1.4,0.2", 400, ["malformed JSON"], id="form-encoded"),
+    pytest.param(SEED_BODY + " trailing", 400, ["malformed JSON"], id="trailing-garbage"),
+    pytest.param("[5.1,3.5,1.4,0.2]", 422, ["body", "object"], id="top-level-array"),
+    pytest.param('"hello"', 422, ["body", "object"], id="top-level-string"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "fragments"), BAD_PREDICT_BODIES)
+def test_bad_predict_input(
+    client: httpx.Client, body: str, status: int, fragments: list[str]
+) -> None:
+    response = client.post("/predict", content=body.encode())
+    detail = assert_client_error(response, status, *fragments)
+    if status == 422:
+        errors = response.json()["errors"]
+        assert errors, "a 422 lists each invalid field"
+        assert all(error["field"] in detail and error["message"] for error in errors)
+
+
+def test_invalid_utf8_is_malformed_json(client: httpx.Client) -> None:
+    response = client.post("/predict", content=b"\xff\xfe\x00")
+    assert_client_error(response, 400, "malformed JSON")
+
+
+BAD_BATCH_BODIES = [
+    pytest.param(
+        {"instances": [SEED_ROW, [5.1, 3.5, "x", 0.2]]},
+        ["instances[1][2]", "valid number"],
+        id="string-in-row-1",
+    ),
+    pytest.param(
+        {"instances": [SEED_ROW, SEED_ROW, [5.1, 3.5]]},
+        ["instances[2]", "at least 4"],
+        id="short-row-2",
+    ),
+    pytest.param({"instances": SEED_ROW}, ["instances[0]", "valid array"], id="flat-row"),
+    pytest.param({"instances": None}, ["instances", "valid array"], id="null-instances"),
+    pytest.param({"features": SEED_ROW}, ["instances", "Field required"], id="single-body"),
+]
+
+
+@pytest.mark.parametrize(("payload", "fragments"), BAD_BATCH_BODIES)
+def test_bad_batch_input(client: httpx.Client, payload: Any, fragments: list[str]) -> None:
+    response = client.post("/predict/batch", json=payload)
+    assert_client_error(response, 422, *fragments)
+
+
+def test_batch_with_non_finite_value(client: httpx.Client) -> None:
+    body = '{"instances":[[5.1,3.5,1.4,0.2],[5.1,3.5,1.4,NaN]]}'
+    response = client.post("/predict/batch", content=body.encode())
+    assert_client_error(response, 422, "instances[1][3]", "finite")
+
+
+def test_get_on_predict_is_not_allowed(client: httpx.Client) -> None:
+    assert client.get("/predict").status_code == 405
+    assert client.get("/predict/batch").status_code == 405
+
+
+# --- Health, readiness and the model's metadata -------------------------------------------
+
+
+def test_health(client: httpx.Client) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready(client: httpx.Client) -> None:
+    response = client.get("/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["model_version"] == "1"
+    assert body["reason"] is None
+
+
+def test_model_metadata(client: httpx.Client, champion: Champion) -> None:
+    _, metadata, onnx_bytes = read_current(champion.model_dir)
+    response = client.get("/model")
+    assert response.status_code == 200
+    info = response.json()
+    assert info["version"] == "1"
+    assert info["last_error"] is None
+    assert info["reloads"] >= 1
+    assert str(champion.model_dir.resolve()) in info["source"]
+    served = info["metadata"]
+    assert served["version"] == "1"
+    assert served["registered_model"] == "iris-classifier"
+    assert served["class_names"] == CLASS_NAMES
+    assert served["feature_names"] == metadata.feature_names
+    assert len(served["feature_names"]) == 4
+    assert 0.8 <= served["metrics"]["test_accuracy"] <= 1.0
+    assert served["sha256"] == sha256_of(onnx_bytes)
+    assert re.fullmatch(r"[0-9a-f]{64}", served["sha256"])
+    assert served["run_id"] == metadata.run_id
+    assert served["run_id"]
+
+
+# --- Documentation, offline ------------------------------------------------------------------
+
+
+def test_docs_work_without_internet(client: httpx.Client) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    html = response.text
+    assert not re.search(r"https?://", html), "the docs page must not load anything remote"
+    assets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+    assert any(a.endswith(".js") for a in assets), assets
+    assert any(a.endswith(".css") for a in assets), assets
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        fetched = client.get(asset)
+        assert fetched.status_code == 200, asset
+        assert fetched.content, asset
+
+
+def test_openapi_documents_predict(client: httpx.Client) -> None:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    post = spec["paths"]["/predict"]["post"]
+    body_schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["required"] == ["features"]
+    assert body_schema["properties"]["features"]["minItems"] == 4
+    assert body_schema["properties"]["features"]["maxItems"] == 4
+    assert {"features": SEED_ROW} in body_schema["examples"]
+    ok = post["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/Prediction"}
+    for status in ("400", "422", "503"):
+        assert status in post["responses"]
+    prediction = spec["components"]["schemas"]["Prediction"]
+    assert set(prediction["required"]) == {
+        "prediction",
+        "class_id",
+        "probabilities",
+        "model_version",
+    }
+    batch = spec["paths"]["/predict/batch"]["post"]
+    assert "413" in batch["responses"]
+    assert (
+        "instances" in batch["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    )
+
+
+def test_api_log_has_no_tracebacks(api: Service, client: httpx.Client) -> None:
+    """Everything above was answered without an unhandled exception in the server."""
+    client.post("/predict", content=b'{"features":[5.1,')
+    assert "Traceback" not in api.output()
