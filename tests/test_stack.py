@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -52,6 +53,14 @@ class Up:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(60)
 
+    def close(self, children: list[psutil.Process]) -> None:
+        """After a failed test too: never leave a tracking server behind."""
+        if self.process.poll() is None:
+            self.stop()
+        for child in children:
+            with suppress(psutil.NoSuchProcess):
+                child.kill()
+
 
 @pytest.fixture(scope="module")
 def ports() -> tuple[int, int]:
@@ -66,12 +75,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def first_up(home: Path, ports: tuple[int, int]) -> Iterator[tuple[Up, list[psutil.Process]]]:
     up = Up(home, *ports)
+    children: list[psutil.Process] = []
     try:
         up.wait_ready()
-        yield up, up.descendants()
+        children = up.descendants()
+        yield up, children
     finally:
-        if up.process.poll() is None:
-            up.process.kill()
+        up.close(children)
 
 
 def curl(*args: str) -> str:
@@ -136,6 +146,7 @@ def test_a_restart_keeps_the_champion_without_retraining(
     first, _ = first_up
     assert first.process.poll() is not None, "runs after the SIGTERM test"
     up = Up(home, *ports)
+    children: list[psutil.Process] = []
     try:
         up.wait_ready()
         assert httpx.get(f"{up.api}/ready").json()["model_version"] == "1"
@@ -146,5 +157,4 @@ def test_a_restart_keeps_the_champion_without_retraining(
         _, alive = psutil.wait_procs(children, timeout=15)
         assert alive == []
     finally:
-        if up.process.poll() is None:
-            up.process.kill()
+        up.close(children)
