@@ -1,3 +1,3 @@
-from irisops.cli import app
+from irisops.cli import main
 
-app(prog_name="irisops")
+main()

@@ -23,10 +23,45 @@ console = Console()
 err = Console(stderr=True)
 
 
+DEBUG = "IRISOPS_DEBUG"
+CONNECTION_FAILURES = ("Max retries exceeded", "Connection refused", "ConnectionError")
+
+
 def fail(message: str) -> typer.Exit:
     # soft_wrap: one line even when stderr is not a terminal (CI, docker logs).
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(1)
+
+
+def explain(exc: Exception) -> str:
+    """One line a person can act on, for errors no command anticipated."""
+    text = str(exc).strip()
+    if any(marker in text for marker in CONNECTION_FAILURES):
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or Settings().tracking_uri
+        return (
+            f"the MLflow tracking server at {uri} stopped answering; "
+            "check that it runs and try again"
+        )
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no details'}"
+
+
+def main() -> None:
+    """The console script: unexpected errors print one line (the traceback with --debug)."""
+    try:
+        app(prog_name="irisops")
+    except Exception as exc:
+        if os.environ.get(DEBUG):
+            raise
+        raise SystemExit(fail(f"{explain(exc)} (--debug shows the traceback)").exit_code) from None
+
+
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """irisops: train an Iris RandomForest, track it in MLflow, serve the champion."""
+    if debug:
+        os.environ[DEBUG] = "1"  # inherited by the children of `irisops up`
 
 
 class MaxFeatures(StrEnum):
