@@ -5,6 +5,7 @@ Nothing of our own stack is mocked: the server is `irisops tracking` (a real
 under uvicorn, all spoken to over loopback HTTP.
 """
 
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -13,6 +14,23 @@ from pathlib import Path
 import pytest
 
 from tests.processes import Service, environment, free_port, irisops, running
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[dict[str, object]]:
+    """Counts the reliability tests report (requests sent, cases generated, faults injected).
+
+    Written to test-artifacts/figures.json for the README's Reliability section.
+    """
+    found: dict[str, object] = {}
+    yield found
+    if found:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / "figures.json"
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**previous, **found}, indent=2, sort_keys=True))
 
 
 @dataclass

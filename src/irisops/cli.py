@@ -204,25 +204,12 @@ def promote(version: Annotated[str, typer.Argument(help="Registered version to s
 @app.command()
 def serve() -> None:
     """Serve the champion model over HTTP (FastAPI + onnxruntime), hot-reloading new ones."""
-    import uvicorn
+    from irisops.serving.server import run
 
-    from irisops.serving.app import create_app, log_config
-
-    settings = Settings()
     try:
-        application = create_app(settings)
-    except ValueError as exc:
+        run(Settings())
+    except ValueError as exc:  # an IRISOPS_MODEL_URI that is not a models:/ URI
         raise fail(str(exc)) from None
-    uvicorn.run(
-        application,
-        host=settings.api_host,
-        port=settings.api_port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=log_config(),
-        timeout_graceful_shutdown=10,
-    )
 
 
 @app.command()

@@ -20,6 +20,7 @@ class ModelStore:
         self.model: LoadedModel | None = None
         self.last_error: str | None = None
         self.reloads = 0
+        self.draining = False  # set on SIGTERM: still answering, but not taking new work
 
     @property
     def not_ready_reason(self) -> str:

@@ -20,7 +20,8 @@ async def health() -> Health:
 )
 async def ready(store: StoreDep) -> Readiness | JSONResponse:
     model = store.model
-    if model is None:
-        body = Readiness(status="not ready", reason=store.not_ready_reason)
+    if model is None or store.draining:
+        reason = "shutting down" if store.draining else store.not_ready_reason
+        body = Readiness(status="not ready", reason=reason)
         return JSONResponse(body.model_dump(), status_code=503)
     return Readiness(status="ready", model_version=model.version, reason=store.last_error)
