@@ -1,0 +1,91 @@
+"""Schemathesis against the API's own OpenAPI schema: no 5xx, no answer off the schema.
+
+Cases are generated from the schema (valid bodies and, in negative mode, bodies that
+break it) and sent to the real API over HTTP; every documented check runs on each
+answer: status codes, content types and bodies must all be what the schema says.
+"""
+
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from tests.conftest import Champion, Tracking
+from tests.processes import Service, free_port, running
+
+CASES_PER_OPERATION = 200
+# Each operation with a body gets up to this many valid and as many invalid cases; the
+# GETs take no input, so their cases are the few distinct requests there are.
+cases: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module")
+def fuzzed_api(
+    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    port = free_port()
+    env = {**tracking.env(champion.model_dir), "IRISOPS_API_PORT": str(port)}
+    log = tmp_path_factory.mktemp("fuzz") / "api.log"
+    with running(
+        "serve", env=env, url=f"http://127.0.0.1:{port}", log=log, ready_path="/ready"
+    ) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzzed_api: Service) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{fuzzed_api.url}/openapi.json")
+
+
+def labels(schema: schemathesis.BaseSchema) -> list[str]:
+    return [result.ok().label for result in schema.get_all_operations()]
+
+
+WITH_BODY = ["POST /predict", "POST /predict/batch"]
+WITHOUT_INPUT = ["GET /health", "GET /ready", "GET /model"]
+OPERATIONS = WITH_BODY + WITHOUT_INPUT
+POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
+# Negative cases need an input to break: the GETs take none.
+RUNS = [(label, mode) for label in WITH_BODY for mode in (POSITIVE, NEGATIVE)] + [
+    (label, POSITIVE) for label in WITHOUT_INPUT
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "mode"), RUNS, ids=[f"{label}-{mode.value}" for label, mode in RUNS]
+)
+def test_every_operation_honours_its_schema(
+    api_schema: schemathesis.BaseSchema, label: str, mode: schemathesis.GenerationMode
+) -> None:
+    # Driven through Hypothesis directly: schemathesis' pytest plugin predates pytest 9.
+    operation = api_schema.find_operation_by_label(label)
+    assert operation is not None, labels(api_schema)
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=CASES_PER_OPERATION,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def honours_schema(case: schemathesis.Case) -> None:
+        cases[label] += 1
+        case.call_and_validate(timeout=30)
+
+    honours_schema()
+
+
+def test_the_schema_lists_every_operation(api_schema: schemathesis.BaseSchema) -> None:
+    assert sorted(labels(api_schema)) == sorted(OPERATIONS)
+
+
+def test_enough_cases_were_generated(fuzzed_api: Service, figures: dict[str, object]) -> None:
+    figures["schemathesis_cases"] = dict(cases)
+    for operation in WITH_BODY:
+        assert cases[operation] >= CASES_PER_OPERATION, cases
+    assert httpx.get(f"{fuzzed_api.url}/health").status_code == 200, "the API survived"
+    assert "Traceback" not in fuzzed_api.output()
