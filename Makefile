@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+CHROMIUM := $(VENV)/.chromium-stamp
 
 .PHONY: run test lint typecheck pytest bench clean
 
@@ -24,8 +26,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest
+
+$(CHROMIUM):
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "warning: no chromium (install Debian's package as root): browser tests will skip"
+	@touch $@
+
+# Not part of `test`: a few minutes of load against irisops and `mlflow models serve`.
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .irisops .pytest_cache .mypy_cache .ruff_cache
