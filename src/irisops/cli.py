@@ -142,7 +142,13 @@ def train(
     )
     settings = Settings()
     try:
-        result = run_training(settings, params, mode)
+        with console.status("training") as status:
+
+            def step(message: str) -> None:
+                status.update(message)
+                console.print(f"[dim]•[/] {message}", soft_wrap=True)
+
+            result = run_training(settings, params, mode, step)
     except TrackingUnavailable as exc:
         raise fail(str(exc)) from None
     except ParityError as exc:

@@ -7,6 +7,7 @@ last step, and only for a version that passed the promotion gate.
 
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,11 +127,28 @@ def _gate(client: MlflowClient, settings: Settings, mode: PromotionMode, score: 
     return registry.decide(mode, settings.gate_metric, score, current)
 
 
+def _silent(_: str) -> None:
+    pass
+
+
 def run_training(
-    settings: Settings, params: train.TrainParams, mode: PromotionMode
+    settings: Settings,
+    params: train.TrainParams,
+    mode: PromotionMode,
+    step: Callable[[str], None] = _silent,
 ) -> TrainingResult:
+    """`step` hears each stage as it starts: the CLI shows them as progress."""
     configure_client()
-    wait_for_server(settings.tracking_uri, settings.tracking_retries, settings.tracking_backoff)
+    step(f"connecting to the tracking server at {settings.tracking_uri}")
+    wait_for_server(
+        settings.tracking_uri,
+        settings.tracking_retries,
+        settings.tracking_backoff,
+        on_retry=lambda attempt, delay: step(
+            f"tracking server not answering; retry {attempt}/{settings.tracking_retries} "
+            f"in {delay:.1f} s"
+        ),
+    )
     mlflow.set_tracking_uri(settings.tracking_uri)
     experiment = mlflow.set_experiment(settings.experiment)
     client = MlflowClient(settings.tracking_uri)
@@ -145,11 +163,14 @@ def run_training(
     with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(params.as_params())
         _log_dataset(dataset, split)
+        step(f"training a {params.n_estimators}-tree forest")
         model = train.fit(split, params)
+        step(f"evaluating on the test set and {params.cv_folds}-fold cross-validation")
         metrics = evaluate.test_metrics(model, split) | evaluate.cross_validation(split, params)
         mlflow.log_metrics(metrics)
         _log_plots(model, dataset, split)
 
+        step(f"exporting to ONNX and checking it on {export.RANDOM_POINTS:,} random points")
         onnx_bytes = export.export(model, len(dataset.feature_names))
         parity = export.check_parity(model, onnx_bytes, dataset, params.seed)
         mlflow.log_metrics(
@@ -159,6 +180,7 @@ def run_training(
         bundle_dir = Path(tmp)
         write_bundle(bundle_dir, onnx_bytes, metadata)
 
+        step(f"logging the model and registering a version of {settings.registered_model}")
         # The serving bundle rides inside the registered version, so the registry holds
         # exactly what the API serves.
         info = mlflow.sklearn.log_model(
@@ -174,10 +196,12 @@ def run_training(
         version = str(info.registered_model_version)
         client.set_registered_model_alias(settings.registered_model, registry.CHALLENGER, version)
 
+        step(f"comparing v{version} with the champion on {settings.gate_metric}")
         decision = _gate(client, settings, mode, metrics[settings.gate_metric])
         registry.record_decision(client, settings.registered_model, version, decision)
         published = None
         if decision.promote:
+            step(f"publishing v{version} to {settings.served_model_dir}")
             registered = metadata.model_copy(update={"version": version})
             published = release.promote(client, settings, version, onnx_bytes, registered)
     return TrainingResult(
