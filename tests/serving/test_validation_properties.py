@@ -77,9 +77,9 @@ def test_non_finite_numbers_are_refused(features: list[float], position: int, li
 def test_one_bad_row_in_a_batch_is_pointed_at(rows: list[list[float]], data: st.DataObject) -> None:
     index = data.draw(st.integers(0, len(rows) - 1))
     column = data.draw(st.integers(0, 3))
-    rows = [[*r] for r in rows]
-    rows[index][column] = data.draw(not_a_number)
-    error = refusal(BatchRequest, json.dumps({"instances": rows}).encode())
+    cells: list[list[Any]] = [[*r] for r in rows]
+    cells[index][column] = data.draw(not_a_number)
+    error = refusal(BatchRequest, json.dumps({"instances": cells}).encode())
     assert error.status == 422
     assert f"instances[{index}][{column}]" in error.detail
 
