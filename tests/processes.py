@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT = 90.0
+# The seed README's prediction request body.
+SEED_BODY = '{"features":[5.1,3.5,1.4,0.2]}'
 
 
 def free_port() -> int:
@@ -79,21 +81,28 @@ def wait_http(service: Service, path: str, timeout: float = START_TIMEOUT) -> No
     raise TimeoutError(f"{service.url}{path} not ready in {timeout} s:\n{service.output()}")
 
 
-@contextmanager
-def running(
-    *args: str, env: Mapping[str, str], url: str, log: Path, ready_path: str | None = "/health"
-) -> Iterator[Service]:
-    """Start `irisops ARGS` in its own process group; stop the whole group afterwards."""
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ARGV in its own session, so `Service.stop` can signal it with all its children."""
     with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "irisops", *args],
+        return subprocess.Popen(
+            list(argv),
             env=dict(env),
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    service = Service(process, url, log)
+
+
+@contextmanager
+def running(
+    *args: str, env: Mapping[str, str], url: str, log: Path, ready_path: str | None = "/health"
+) -> Iterator[Service]:
+    """Start `irisops ARGS` in its own process group; stop the whole group afterwards."""
+    service = Service(spawn([sys.executable, "-m", "irisops", *args], env, log), url, log)
     try:
         if ready_path is not None:
             wait_http(service, ready_path)
@@ -109,3 +118,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float
             return
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def curl(*args: str) -> str:
+    """The real curl binary, as the seed README's commands use it; fails on any HTTP error."""
+    return subprocess.run(
+        ["curl", "-sS", "--fail-with-body", *args], capture_output=True, text=True, check=True
+    ).stdout

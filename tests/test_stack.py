@@ -12,9 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.processes import environment, free_port, wait_for
-
-SEED_BODY = '{"features":[5.1,3.5,1.4,0.2]}'
+from tests.processes import SEED_BODY, curl, environment, free_port, wait_for
 
 
 class Up:
@@ -82,10 +80,6 @@ def first_up(home: Path, ports: tuple[int, int]) -> Iterator[tuple[Up, list[psut
         yield up, children
     finally:
         up.close(children)
-
-
-def curl(*args: str) -> str:
-    return subprocess.run(["curl", "-sS", *args], capture_output=True, text=True, check=True).stdout
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the seed's commands need curl")
