@@ -7,7 +7,7 @@ containers are configured the same way: with environment variables only.
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTERED_MODEL = "iris-classifier"
@@ -50,6 +50,19 @@ class Settings(BaseSettings):
 
     poll_interval: float = Field(2.0, gt=0)
     max_batch_rows: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Larger request bodies get 413 before parsing."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="When set, /predict*, /model and /v2 inference need it."
+    )
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS; none by default."
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @cached_property
     def state_dir(self) -> Path:

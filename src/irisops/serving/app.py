@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from uvicorn.config import LOGGING_CONFIG
 
 from irisops import __version__
 from irisops.config import Settings
-from irisops.serving import errors
+from irisops.serving import errors, security
 from irisops.serving.routes import health, model, predict
 from irisops.serving.sources import DirectorySource, ModelSource, RegistrySource
 from irisops.serving.store import ModelStore
@@ -56,6 +57,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    key = settings.api_key
+    app.state.api_key = None if key is None else key.get_secret_value().encode()
+    if key is not None:
+        security.document_api_key(app)
+    if origins := settings.cors_origin_list:
+        # Closed unless configured: browsers on other origins get no CORS headers at all.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        )
     errors.install(app)
     for router in (predict.router, health.router, model.router):
         app.include_router(router)

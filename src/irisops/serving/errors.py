@@ -1,5 +1,6 @@
 """Turning validation failures into answers a person can act on."""
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,13 +10,23 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 TOO_MANY_ROWS = "too_many_rows"
+log = logging.getLogger("irisops.serving")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str, errors: Sequence[dict[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: Sequence[dict[str, str]] = (),
+        *,
+        authenticate: bool = False,
+    ) -> None:
         self.status = status
         self.detail = detail
         self.errors = list(errors)
+        # RFC 9110: a 401 names the scheme the client should use.
+        self.headers = {"WWW-Authenticate": "Bearer"} if authenticate else None
 
 
 def field_name(loc: Sequence[int | str]) -> str:
@@ -42,12 +53,22 @@ def from_validation(errors: Sequence[Any]) -> ApiError:
 def install(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse({"detail": exc.detail, "errors": exc.errors}, status_code=exc.status)
+        return JSONResponse(
+            {"detail": exc.detail, "errors": exc.errors},
+            status_code=exc.status,
+            headers=exc.headers,
+        )
 
     async def request_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError | ValidationError)
         return await api_error(_, from_validation(exc.errors()))
 
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The traceback goes to the log, never to the client.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal server error", "errors": []}, status_code=500)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(RequestValidationError, request_validation)
     app.add_exception_handler(ValidationError, request_validation)

@@ -1,12 +1,19 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from irisops.serving.deps import StoreDep
-from irisops.serving.schemas import ModelInfo
+from irisops.serving.schemas import ErrorResponse, ModelInfo
+from irisops.serving.security import require_api_key
 
 router = APIRouter(tags=["model"])
 
 
-@router.get("/model", response_model=ModelInfo, summary="The served model's metadata")
+@router.get(
+    "/model",
+    response_model=ModelInfo,
+    summary="The served model's metadata",
+    dependencies=[Depends(require_api_key)],
+    responses={401: {"model": ErrorResponse, "description": "No valid API key (if one is set)"}},
+)
 async def model_info(store: StoreDep) -> ModelInfo:
     model = store.model
     return ModelInfo(
