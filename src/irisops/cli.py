@@ -36,6 +36,11 @@ def fail(message: str) -> typer.Exit:
 def explain(exc: Exception) -> str:
     """One line a person can act on, for errors no command anticipated."""
     text = str(exc).strip()
+    if "error code 401" in text or "error code 403" in text:
+        return (
+            "the MLflow tracking server refused the credentials: set MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD to a user it knows"
+        )
     if any(marker in text for marker in CONNECTION_FAILURES):
         uri = os.environ.get("MLFLOW_TRACKING_URI") or Settings().tracking_uri
         return (
@@ -79,16 +84,25 @@ class Criterion(StrEnum):
 @app.command()
 def tracking() -> None:
     """Run the MLflow tracking server (SQLite + proxied artifacts under IRISOPS_HOME)."""
-    from irisops.tracking import SERVER_ENV, prepare_state, server_command
+    from irisops.tracking import (
+        TrackingMisconfigured,
+        prepare_state,
+        server_command,
+        server_environment,
+    )
 
     settings = Settings()
     prepare_state(settings)
+    try:
+        env = server_environment(settings)
+    except TrackingMisconfigured as exc:
+        raise fail(str(exc)) from None
     command = [sys.executable, "-m", *server_command(settings)]
     console.print(
         f"MLflow tracking server on http://{settings.tracking_host}:{settings.tracking_port}"
     )
     # exec: the server becomes this process, so signals (docker stop, Ctrl-C) reach it directly.
-    os.execve(sys.executable, command, {**os.environ, **SERVER_ENV})
+    os.execve(sys.executable, command, env)
 
 
 @app.command()

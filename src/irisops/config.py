@@ -6,6 +6,7 @@ containers are configured the same way: with environment variables only.
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     allowed_hosts: str | None = Field(
         None, description="Host headers the tracking server accepts (replaces MLflow's defaults)."
     )
+    tracking_auth: bool = Field(
+        False,
+        description="Run MLflow's basic-auth app; clients send MLFLOW_TRACKING_USERNAME/PASSWORD.",
+    )
+    auth_admin_username: str = "admin"
 
     experiment: str = EXPERIMENT
     registered_model: str = REGISTERED_MODEL
@@ -59,6 +65,16 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed by CORS; none by default."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="API logs: text for a terminal, json (one object a line) to ship."
+    )
+    access_log: bool | None = Field(
+        None, description="One log line per request; default: on with json logs, off with text."
+    )
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return self.access_log if self.access_log is not None else self.log_format == "json"
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,10 +1,12 @@
 """The MLflow tracking server: how we start it, and how clients wait for it."""
 
 import os
+import secrets
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 from irisops.config import Settings
 
@@ -24,8 +26,16 @@ CLIENT_ENV = {
 }
 
 
+ADMIN_PASSWORD = "MLFLOW_AUTH_ADMIN_PASSWORD"
+SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+
+
 class TrackingUnavailable(Exception):
     """The tracking server did not answer within the configured retries."""
+
+
+class TrackingMisconfigured(Exception):
+    """The server's settings cannot work; the message says which to change."""
 
 
 def server_command(settings: Settings) -> list[str]:
@@ -47,11 +57,52 @@ def server_command(settings: Settings) -> list[str]:
     ]
     if settings.allowed_hosts:
         command += ["--allowed-hosts", settings.allowed_hosts]
+    if settings.tracking_auth:
+        command += ["--app-name", "basic-auth"]
     return command
 
 
-def server_environment() -> dict[str, str]:
-    return {**os.environ, **SERVER_ENV}
+def server_environment(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, **SERVER_ENV}
+    if settings.tracking_auth:
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(settings))
+        env.setdefault(SECRET_KEY, csrf_secret(settings))
+    return env
+
+
+def csrf_secret(settings: Settings) -> str:
+    """The auth app's CSRF key: generated once and kept in mlflow_data, readable by us only."""
+    path = settings.mlflow_data_dir / "flask_secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def write_auth_config(settings: Settings) -> Path:
+    """MLflow's basic-auth settings, with the user store persisted beside the backend store.
+
+    MLflow's shipped config keeps users in `basic_auth.db` relative to the working
+    directory, which a container loses. There is no default admin password: MLflow
+    creates the admin on first start from MLFLOW_AUTH_ADMIN_PASSWORD, and we refuse to
+    start without it rather than let MLflow fail later with a less direct message.
+    """
+    users = settings.mlflow_data_dir / "basic_auth.db"
+    if not users.exists() and not os.environ.get(ADMIN_PASSWORD):
+        raise TrackingMisconfigured(
+            f"IRISOPS_TRACKING_AUTH is on but {ADMIN_PASSWORD} is not set: the first start "
+            "creates the admin user with it (there is no default password)"
+        )
+    settings.mlflow_data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.mlflow_data_dir / "basic_auth.ini"
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{users}\n"
+        f"admin_username = {settings.auth_admin_username}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    return path
 
 
 def prepare_state(settings: Settings) -> None:
