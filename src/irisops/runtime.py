@@ -4,6 +4,10 @@ Kept free of scikit-learn and pandas so that the serving process (and its image)
 stays small and starts fast.
 """
 
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,12 +17,30 @@ import onnxruntime as ort
 from irisops.bundle import BundleError, BundleMetadata
 
 PROBABILITY_TOLERANCE = 1e-5
+# From this many rows a prediction is split into one chunk per CPU (chunks of 500+
+# rows take milliseconds, so the thread hand-off is noise); below it, one call.
+PARALLEL_ROWS = 1_000
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: a container's cpuset, not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+CHUNKS = usable_cpus()
+# Shared by every loaded model; its threads start on first use and only run chunks.
+_CHUNK_POOL = ThreadPoolExecutor(max_workers=CHUNKS, thread_name_prefix="onnx")
 
 
 def _session(onnx_bytes: bytes) -> ort.InferenceSession:
     options = ort.SessionOptions()
     # One thread, no spinning: a 4-feature row takes microseconds, and spinning
     # threads would steal the CPU from the event loop serving the next request.
+    # (With more intra-op threads onnxruntime splits even one row's 100 trees across
+    # them: slower for a row, and the summation order, so the last bits, would change.)
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -31,11 +53,38 @@ class OnnxClassifier:
 
     def __init__(self, onnx_bytes: bytes) -> None:
         self._session = _session(onnx_bytes)
-        self._input = self._session.get_inputs()[0].name
-        outputs = [o.name for o in self._session.get_outputs()]
-        self._probabilities = outputs[1]
+        features = self._session.get_inputs()[0]
+        probabilities = self._session.get_outputs()[1]
+        self._input, self._probabilities = features.name, probabilities.name
+        # Single rows go through buffers bound to the session once (an IOBinding): no
+        # tensors to allocate and convert on each call. That saves most when the caches
+        # are cold, as they are in the server between two requests (docs/benchmark.md).
+        self._row = np.zeros((1, features.shape[1]), dtype=np.float32)
+        self._row_probabilities = np.zeros((1, probabilities.shape[1]), dtype=np.float32)
+        self._row_binding = binding = self._session.io_binding()
+        row, out = self._row, self._row_probabilities
+        binding.bind_input(self._input, "cpu", 0, np.float32, row.shape, row.ctypes.data)
+        binding.bind_output(self._probabilities, "cpu", 0, np.float32, out.shape, out.ctypes.data)
+        self._row_lock = threading.Lock()  # one call at a time owns the bound buffers
+
+    def predict_one(self, features: Sequence[float]) -> npt.NDArray[np.float32]:
+        """The class probabilities of one row (a copy: the bound buffers are reused)."""
+        with self._row_lock:
+            self._row[0] = features
+            self._session.run_with_iobinding(self._row_binding)
+            probabilities: npt.NDArray[np.float32] = self._row_probabilities[0].copy()
+        return probabilities
 
     def predict_proba(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if len(rows) < PARALLEL_ROWS or CHUNKS == 1:
+            return self._run(rows)
+        # Large batches: the single-threaded session on one chunk per CPU, at once
+        # (onnxruntime releases the GIL while it runs). Each row is still computed by
+        # the same sequential code, so the answers are bit-identical to one call.
+        chunks = np.array_split(rows, CHUNKS)
+        return np.concatenate(list(_CHUNK_POOL.map(self._run, chunks)))
+
+    def _run(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         result = self._session.run([self._probabilities], {self._input: rows})
         return np.asarray(result[0], dtype=np.float32)
 
@@ -59,11 +108,14 @@ def load_model(key: str, metadata: BundleMetadata, onnx_bytes: bytes) -> LoadedM
         classifier = OnnxClassifier(onnx_bytes)
         rows = np.asarray(metadata.example_input, dtype=np.float32)
         got = classifier.predict_proba(rows)
+        one_by_one = np.stack([classifier.predict_one(row) for row in metadata.example_input])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise BundleError(f"model {key} cannot be loaded by onnxruntime: {exc}") from exc
     expected = np.asarray(metadata.example_probabilities, dtype=np.float32)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=PROBABILITY_TOLERANCE):
         raise BundleError(f"model {key} does not reproduce its recorded example predictions")
+    if not np.array_equal(one_by_one, got):
+        raise BundleError(f"model {key} predicts single rows unlike batches")
     if got.shape[1] != len(metadata.class_names):
         raise BundleError(f"model {key} has {got.shape[1]} outputs for {metadata.class_names}")
     return LoadedModel(key=key, metadata=metadata, classifier=classifier)

@@ -1,4 +1,12 @@
-"""Dependencies shared by the routes."""
+"""What the routes read from the application: the model store and the settings.
+
+The prediction routes call `serving_model` and `settings_of` directly instead of
+declaring FastAPI dependencies. Resolving even an inline (`async def`) dependency
+walks FastAPI's dependency solver on every request, which costs about 15% of a
+single-row /predict; a sync (`def`) dependency is worse still, because FastAPI
+runs each one in the threadpool: a thread hop per request, which halved
+throughput (docs/benchmark.md has the numbers). The cold routes keep `StoreDep`.
+"""
 
 from typing import Annotated
 
@@ -10,24 +18,28 @@ from irisops.serving.errors import ApiError
 from irisops.serving.store import ModelStore
 
 
-def get_store(request: Request) -> ModelStore:
+def store_of(request: Request) -> ModelStore:
     store: ModelStore = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
+def serving_model(request: Request) -> LoadedModel:
     """The model for this whole request: read once, so a hot swap cannot split a response."""
+    store = store_of(request)
     model = store.model
     if model is None:
         raise ApiError(503, store.not_ready_reason)
     return model
 
 
+async def get_store(request: Request) -> ModelStore:
+    # async def: FastAPI calls it inline; a plain def would run in the threadpool.
+    return store_of(request)
+
+
 StoreDep = Annotated[ModelStore, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-ModelDep = Annotated[LoadedModel, Depends(get_model)]

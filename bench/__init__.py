@@ -1,0 +1,1 @@
+"""The serving benchmark: `make bench` (or `python -m bench`). See docs/benchmark.md."""

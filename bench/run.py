@@ -1,0 +1,244 @@
+"""`make bench`: irisops's API against `mlflow models serve`, on one registered model.
+
+One run trains and registers a model (a real tracking server, the real trainer),
+then serves that same registered version with each server in turn, one worker
+each, on loopback, and measures both the same way. Every ratio is computed within
+the run, so the comparison holds on whatever machine it runs on. The table goes to
+stdout and bench/results/latest.md, everything measured to bench/results/<time>.json.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import report, servers, workloads
+from bench import wrk as wrk_
+from irisops.bundle import read_current
+from irisops.runtime import usable_cpus
+from tests.processes import environment, free_port, irisops, running
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODEL = "iris-classifier"
+BATCH_REQUESTS = {1_000: 20, 10_000: 10}
+VERSIONS = {
+    "onnxruntime": "onnxruntime",
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "mlflow": "mlflow",
+    "sklearn": "scikit-learn",
+}
+
+
+@dataclass(frozen=True)
+class Load:
+    """How wrk loads every endpoint."""
+
+    wrk: wrk_.Wrk
+    connections: int
+    seconds: float
+    warmup: float
+    threads: int
+    script_dir: Path
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The tracking server's environment and the version it registered."""
+
+    home: Path
+    env: dict[str, str]
+    version: str
+    class_names: list[str]
+    onnx_bytes: bytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
+    parser.add_argument("--warmup", type=float, default=2, help="wrk warm-up per endpoint")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+
+    wrk = wrk_.find_or_install()
+    print(f"wrk {wrk.version}: {wrk.path} ({wrk.origin})", flush=True)
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="irisops-bench-") as tmp:
+        # The servers answer on one thread: wrk gets the other CPUs (one at least, four at most).
+        threads = max(1, min(4, usable_cpus() - 1))
+        load = Load(wrk, args.connections, args.seconds, args.warmup, threads, Path(tmp))
+        result = measure(Path(tmp), load)
+    result["date"] = f"{started:%Y-%m-%d %H:%M} UTC"
+    result["targets"] = [asdict(t) for t in report.targets(result)]
+    table = report.markdown(result)
+    print("\n" + table)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = f"{started:%Y%m%dT%H%M%SZ}"
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(table)
+    print(f"wrote bench/results/{stamp}.json and bench/results/latest.md")
+
+
+def measure(home: Path, load: Load) -> dict[str, Any]:
+    port = free_port()
+    tracking_uri = f"http://127.0.0.1:{port}"
+    env = environment(home, IRISOPS_TRACKING_PORT=str(port))
+    print("starting a tracking server and training one model…", flush=True)
+    with running("tracking", env=env, url=tracking_uri, log=home / "tracking.log"):
+        model_dir = home / "model_data"
+        env |= {"MLFLOW_TRACKING_URI": tracking_uri, "IRISOPS_MODEL_DIR": str(model_dir)}
+        trained = irisops("train", env=env)
+        if trained.returncode != 0:
+            raise SystemExit(f"training failed:\n{trained.stdout}\n{trained.stderr}")
+        _, metadata, onnx_bytes = read_current(model_dir)
+        stack = Stack(
+            home, env, metadata.version or "unregistered", metadata.class_names, onnx_bytes
+        )
+        latency, parity = in_process(stack)
+        ours, checks = serve_ours(stack, load)
+        return {
+            "machine": report.machine(),
+            "versions": {name: version(package) for name, package in VERSIONS.items()},
+            "wrk": asdict(load.wrk),
+            "model": f"{MODEL} v{stack.version}, RandomForest of 100 trees",
+            "settings": {
+                "connections": load.connections,
+                "seconds": load.seconds,
+                "warmup": load.warmup,
+                "wrk_threads": load.threads,
+                "batch_requests": {str(k): v for k, v in BATCH_REQUESTS.items()},
+            },
+            "in_process": latency,
+            "parity": parity,
+            "servers": {"irisops": ours, "mlflow": serve_mlflow(stack, load)},
+            "checks": checks,
+        }
+
+
+def in_process(stack: Stack) -> tuple[dict[str, float], dict[str, Any]]:
+    """One row through scikit-learn (what MLflow runs) and through our runtime; parity."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+
+    from irisops import data
+    from irisops.export import ParityError, check_parity
+    from irisops.runtime import OnnxClassifier
+    from irisops.tracking import configure_client
+
+    print("in-process single-row latency and export parity…", flush=True)
+    configure_client()
+    mlflow.set_tracking_uri(stack.env["MLFLOW_TRACKING_URI"])
+    forest = mlflow.sklearn.load_model(f"models:/{MODEL}/{stack.version}")
+    classifier = OnnxClassifier(stack.onnx_bytes)
+    frame = pd.DataFrame([workloads.SEED_ROW], columns=workloads.FEATURES)
+    array = np.asarray([workloads.SEED_ROW], dtype=np.float32)
+    latency = {
+        "sklearn_us": workloads.median_call_us(
+            lambda: forest.predict_proba(frame), calls=500, budget_s=8
+        ),
+        "onnxruntime_us": workloads.median_call_us(
+            lambda: classifier.predict_proba(array), calls=20_000, budget_s=4
+        ),
+    }
+    try:
+        report_ = check_parity(forest, stack.onnx_bytes, data.load(), seed=42)
+    except ParityError as exc:
+        return latency, {"holds": False, "detail": str(exc)}
+    detail = (
+        f"{report_.rows:,} rows, max |Δp| {report_.max_probability_diff:.1e}, "
+        f"{report_.class_mismatches} class mismatches"
+    )
+    return latency, {"holds": True, "detail": detail}
+
+
+def serve_ours(stack: Stack, load: Load) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "irisops", "serve"]
+    env = stack.env | {"IRISOPS_API_PORT": str(port)}
+    print("irisops serve…", flush=True)
+    log = stack.home / "api.log"
+    with servers.started("irisops serve", argv, env=env, url=url, ready_path="/ready", log=log) as (
+        server
+    ):
+        measured = {
+            "predict": wrk_load(load, url, wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)),
+            "health": wrk_load(load, url, wrk_.Request("health", "/health")),
+            "batch": batches(f"{url}/predict/batch", workloads.ours_batch),
+        }
+        checks = workloads.answer_checks(url, stack.version, stack.class_names)
+        return with_server(measured, server), [asdict(c) for c in checks]
+
+
+def serve_mlflow(stack: Stack, load: Load) -> dict[str, Any]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    model_uri = f"models:/{MODEL}/{stack.version}"
+    argv = [str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    argv += ["-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
+    # It starts `uvicorn` by name, so the venv's bin must come first on PATH.
+    env = stack.env | {"PATH": f"{bin_dir}:{stack.env.get('PATH', '')}"}
+    print("mlflow models serve…", flush=True)
+    log = stack.home / "mlflow-serve.log"
+    with servers.started(
+        "mlflow models serve", argv, env=env, url=url, ready_path="/ping", log=log
+    ) as (server):
+        invocations = wrk_.Request("mlflow", "/invocations", workloads.MLFLOW_SINGLE)
+        measured = {
+            "predict": wrk_load(load, url, invocations),
+            "batch": batches(f"{url}/invocations", workloads.mlflow_batch),
+        }
+        return with_server(measured, server)
+
+
+def wrk_load(load: Load, url: str, request: wrk_.Request) -> dict[str, Any]:
+    """A warm-up, then `load.connections` connections, then one, each for `load.seconds`."""
+
+    def run(connections: int, seconds: float) -> wrk_.WrkResult:
+        return wrk_.run(
+            load.wrk,
+            url,
+            request,
+            connections=connections,
+            threads=load.threads,
+            seconds=seconds,
+            script_dir=load.script_dir,
+        )
+
+    run(load.connections, load.warmup)
+    many, one = run(load.connections, load.seconds), run(1, load.seconds)
+    print(
+        f"  {request.path}: {many.requests_per_s:,.0f} req/s at {load.connections} "
+        f"connections, p99 {one.p99_ms:.2f} ms at 1",
+        flush=True,
+    )
+    return {"many": asdict(many), "one": asdict(one)}
+
+
+def batches(url: str, encode: Callable[[list[list[float]]], bytes]) -> dict[str, Any]:
+    """Both servers get the same rows and answer {"predictions": [one per row]}."""
+    measured = {}
+    for size, requests in BATCH_REQUESTS.items():
+        body = encode(workloads.rows(size))
+        batch = workloads.batch_throughput(url, body, size, requests)
+        print(f"  {size:,}-row batches: {batch.rows_per_s:,.0f} rows/s", flush=True)
+        measured[str(size)] = asdict(batch)
+    return measured
+
+
+def with_server(measured: dict[str, Any], server: servers.Server) -> dict[str, Any]:
+    # Read after the load: the peak covers the whole run, warm-up and batches included.
+    print(f"  ready in {server.cold_start_s:.2f} s, peak RSS {server.peak_rss_mib:.0f} MiB")
+    return measured | {"cold_start_s": server.cold_start_s, "peak_rss_mib": server.peak_rss_mib}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""A server under test: its cold start, the peak memory of its process tree, a clean stop.
+
+Both servers are started the same way, as a new session from this process, so the
+measurements mean the same thing for each: cold start is from `Popen` to the first
+200 from the readiness endpoint, and peak RSS is the largest sum, over every
+sample, of the resident memory of the server and all its descendants (`mlflow
+models serve` runs uvicorn as a child process).
+"""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+READY_TIMEOUT = 180.0
+READY_POLL = 0.01  # s; the cold start is known to this precision
+RSS_SAMPLE = 0.05  # s
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed RSS of a process and its descendants until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True, name=f"rss-{pid}")
+        self.pid = pid
+        self.peak_bytes = 0
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(RSS_SAMPLE):
+            self.peak_bytes = max(self.peak_bytes, self.sample())
+
+    def sample(self) -> int:
+        try:
+            root = psutil.Process(self.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for process in tree:
+            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += process.memory_info().rss
+        return int(total)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    memory: TreeMemory
+    log: Path
+    cold_start_s: float = 0.0
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return self.memory.peak_bytes / 2**20
+
+
+@contextmanager
+def started(
+    name: str,
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    url: str,
+    ready_path: str,
+    log: Path,
+) -> Iterator[Server]:
+    """Start ARGV, wait until READY_PATH answers 200, and stop its whole session afterwards."""
+    with log.open("ab") as out:
+        begin = time.perf_counter()
+        process = subprocess.Popen(
+            list(argv),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    memory = TreeMemory(process.pid)
+    memory.start()
+    server = Server(name, url, process, memory, log)
+    try:
+        _wait_ready(server, ready_path)
+        server.cold_start_s = time.perf_counter() - begin
+        yield server
+    finally:
+        memory.stop()
+        _stop(process)
+
+
+def _wait_ready(server: Server, path: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} exited before it was ready:\n{_tail(server)}")
+            with suppress(httpx.HTTPError):
+                if client.get(server.url + path).status_code == 200:
+                    return
+            time.sleep(READY_POLL)
+    raise TimeoutError(f"{server.name} not ready in {READY_TIMEOUT} s:\n{_tail(server)}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(15)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _tail(server: Server, lines: int = 40) -> str:
+    return "\n".join(server.log.read_text(errors="replace").splitlines()[-lines:])
