@@ -109,6 +109,11 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed JSON"},
+    401: {
+        "model": ErrorResponse,
+        "description": "No valid API key (only if IRISOPS_API_KEY is set)",
+    },
+    413: {"model": ErrorResponse, "description": "Body over IRISOPS_MAX_BODY_BYTES"},
     422: {"model": ErrorResponse, "description": "Valid JSON, invalid features"},
     503: {"model": ErrorResponse, "description": "No model loaded yet"},
 }

@@ -34,6 +34,7 @@ from irisops.serving.schemas import (
     PredictRequest,
     request_body,
 )
+from irisops.serving.security import check_api_key, read_body
 
 router = APIRouter(tags=["predict"])
 Body = TypeVar("Body", bound=BaseModel)
@@ -99,8 +100,10 @@ def answer_batch(model: LoadedModel, raw: bytes, max_rows: int) -> JSONBytes:
     summary="Predict the species of one flower",
 )
 async def predict(request: Request) -> JSONBytes:
+    check_api_key(request)
     model = serving_model(request)
-    body = parse(await request.body(), PredictRequest)
+    raw = await read_body(request, settings_of(request).max_body_bytes)
+    body = parse(raw, PredictRequest)
     probabilities = model.classifier.predict_one(body.features)
     return JSONBytes(answers(model, [int(probabilities.argmax())], [probabilities])[0])
 
@@ -110,15 +113,21 @@ async def predict(request: Request) -> JSONBytes:
     response_model=BatchPrediction,
     responses={
         **ERRORS,
-        413: {"model": ErrorResponse, "description": "More rows than IRISOPS_MAX_BATCH_ROWS"},
+        413: {
+            "model": ErrorResponse,
+            "description": "More rows than IRISOPS_MAX_BATCH_ROWS, or a body over "
+            "IRISOPS_MAX_BODY_BYTES",
+        },
     },
     openapi_extra=request_body(BatchRequest),
     summary="Predict many flowers in one request",
 )
 async def predict_batch(request: Request) -> JSONBytes:
+    check_api_key(request)
     model = serving_model(request)
-    max_rows = settings_of(request).max_batch_rows
-    raw = await request.body()
+    settings = settings_of(request)
+    raw = await read_body(request, settings.max_body_bytes)
+    max_rows = settings.max_batch_rows
     if len(raw) <= OFFLOAD_BYTES:
         return answer_batch(model, raw, max_rows)
     return await asyncio.to_thread(answer_batch, model, raw, max_rows)
