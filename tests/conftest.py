@@ -22,15 +22,15 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 def figures() -> Iterator[dict[str, object]]:
     """Counts the reliability tests report (requests sent, cases generated, faults injected).
 
-    Written to test-artifacts/figures.json for the README's Reliability section.
+    Written to test-artifacts/figures/<name>.json, one file per figure, so that test
+    workers running in parallel never write the same file.
     """
     found: dict[str, object] = {}
     yield found
-    if found:
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / "figures.json"
-        previous = json.loads(path.read_text()) if path.exists() else {}
-        path.write_text(json.dumps({**previous, **found}, indent=2, sort_keys=True))
+    directory = ARTIFACTS / "figures"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in found.items():
+        (directory / f"{name}.json").write_text(json.dumps(value, indent=2, sort_keys=True))
 
 
 @dataclass
