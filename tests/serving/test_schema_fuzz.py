@@ -13,6 +13,8 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import CheckFunction
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.conftest import Champion, Tracking
 from tests.processes import Service, free_port, running
@@ -45,9 +47,32 @@ def labels(schema: schemathesis.BaseSchema) -> list[str]:
     return [result.ok().label for result in schema.get_all_operations()]  # type: ignore[union-attr]
 
 
-WITH_BODY = ["POST /predict", "POST /predict/batch"]
-WITHOUT_INPUT = ["GET /health", "GET /ready", "GET /model"]
+V2_INFER = ["POST /v2/models/{name}/infer", "POST /v2/models/{name}/versions/{version}/infer"]
+WITH_BODY = ["POST /predict", "POST /predict/batch", *V2_INFER]
+WITHOUT_INPUT = [
+    "GET /health",
+    "GET /ready",
+    "GET /model",
+    "GET /metrics",
+    "GET /v2",
+    "GET /v2/health/live",
+    "GET /v2/health/ready",
+    "GET /v2/models/{name}",
+    "GET /v2/models/{name}/versions/{version}",
+    "GET /v2/models/{name}/ready",
+    "GET /v2/models/{name}/versions/{version}/ready",
+]
 OPERATIONS = WITH_BODY + WITHOUT_INPUT
+# The V2 paths name the served model: generated names would only ever meet the 404 for
+# an unknown model (test_open_inference covers it), never the body's validation.
+SERVED = {"name": "iris-classifier", "version": "1"}
+# A V2 inference body can be valid by the protocol's schema and still not fit the
+# model (shape [2, 4] with 3 values, an input named "x"): a JSON schema cannot say
+# that the data must hold shape[0] x 4 numbers. Those get a 400, so the check that
+# schema-valid bodies are accepted does not apply to them; every other check does.
+NOT_CHECKED: dict[str, list[CheckFunction]] = {
+    label: [positive_data_acceptance] for label in V2_INFER
+}
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
 # Negative cases need an input to break: the GETs take none.
 RUNS = [(label, mode) for label in WITH_BODY for mode in (POSITIVE, NEGATIVE)] + [
@@ -65,7 +90,9 @@ def test_every_operation_honours_its_schema(
     operation = api_schema.find_operation_by_label(label)
     assert operation is not None, labels(api_schema)
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    path = {p.name: SERVED[p.name] for p in operation.path_parameters}
+
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path))
     @settings(
         max_examples=CASES_PER_OPERATION,
         deadline=None,
@@ -75,7 +102,7 @@ def test_every_operation_honours_its_schema(
     )
     def honours_schema(case: schemathesis.Case[Any]) -> None:
         cases[label] += 1
-        case.call_and_validate(timeout=30)
+        case.call_and_validate(timeout=30, excluded_checks=NOT_CHECKED.get(label, []))
 
     honours_schema()
 

@@ -2,33 +2,25 @@
 
 import asyncio
 import contextlib
-import copy
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from uvicorn.config import LOGGING_CONFIG
 
 from irisops import __version__
 from irisops.config import Settings
 from irisops.serving import errors, security
-from irisops.serving.routes import health, model, predict
+from irisops.serving.metrics import Metrics
+from irisops.serving.routes import health, metrics, model, predict, v2
 from irisops.serving.sources import DirectorySource, ModelSource, RegistrySource
 from irisops.serving.store import ModelStore
+from irisops.serving.telemetry import RequestTelemetry
 
 DESCRIPTION = """
 Predicts the Iris species from four measurements (cm) with the champion model from
 the MLflow registry. Bad input gets a 4xx that names the field and the problem.
 """
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging, plus our own logger (model swaps and reload failures) beside it."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["irisops"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
 
 
 def model_source(settings: Settings) -> ModelSource:
@@ -39,7 +31,8 @@ def model_source(settings: Settings) -> ModelSource:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    store = ModelStore(model_source(settings))
+    recorder = Metrics()
+    store = ModelStore(model_source(settings), observer=recorder)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.metrics = recorder
     key = settings.api_key
     app.state.api_key = None if key is None else key.get_secret_value().encode()
     if key is not None:
@@ -67,9 +61,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    # Added last, so it is the outermost middleware: it times and counts CORS answers too.
+    app.add_middleware(
+        RequestTelemetry,
+        metrics=recorder,
+        routes=app.routes,
+        served_version=lambda: None if (served := store.model) is None else served.version,
+        access_log=settings.access_log_enabled,
+    )
     errors.install(app)
-    for router in (predict.router, health.router, model.router):
+    for router in (predict.router, health.router, model.router, metrics.router, v2.router):
         app.include_router(router)
     return app

@@ -16,6 +16,7 @@ from irisops.config import Settings
 from irisops.runtime import LoadedModel
 from irisops.serving.errors import ApiError
 from irisops.serving.store import ModelStore
+from irisops.serving.telemetry import MODEL_VERSION
 
 
 def store_of(request: Request) -> ModelStore:
@@ -34,6 +35,7 @@ def serving_model(request: Request) -> LoadedModel:
     model = store.model
     if model is None:
         raise ApiError(503, store.not_ready_reason)
+    request.scope[MODEL_VERSION] = model.version  # for the access log: the model that answered
     return model
 
 

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from irisops.serving.logs import request_id
+
 TOO_MANY_ROWS = "too_many_rows"
 log = logging.getLogger("irisops.serving")
 
@@ -64,9 +66,15 @@ def install(app: FastAPI) -> None:
         return await api_error(_, from_validation(exc.errors()))
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback goes to the log, never to the client.
+        # The traceback goes to the log, never to the client; the request id, in both,
+        # leads from the client's answer to the traceback.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal server error", "errors": []}, status_code=500)
+        rid = request_id.get()
+        return JSONResponse(
+            {"detail": "internal server error", "errors": []},
+            status_code=500,
+            headers=None if rid is None else {"X-Request-ID": rid},
+        )
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(Exception, unexpected)

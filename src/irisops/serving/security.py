@@ -39,7 +39,15 @@ async def require_api_key(request: Request) -> None:
     check_api_key(request)
 
 
-PROTECTED = ("/predict", "/predict/batch", "/model")
+PROTECTED = (
+    "/predict",
+    "/predict/batch",
+    "/model",
+    "/v2/models/{name}",
+    "/v2/models/{name}/versions/{version}",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+)
 SCHEMES = {
     "Bearer": {"type": "http", "scheme": "bearer"},
     "APIKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

@@ -15,7 +15,8 @@ from typing import Any
 import uvicorn
 
 from irisops.config import Settings
-from irisops.serving.app import create_app, log_config
+from irisops.serving.app import create_app
+from irisops.serving.logs import logging_config
 from irisops.serving.store import ModelStore
 
 IDLE_TICKS = 3  # uvicorn ticks every 0.1 s
@@ -51,7 +52,7 @@ def run(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
-        log_config=log_config(),
+        log_config=logging_config(settings.log_format),
         timeout_graceful_shutdown=int(DRAIN_TIMEOUT),
     )
     # uvicorn re-raises the stop signal after shutting down, under the handler it found:

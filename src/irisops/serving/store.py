@@ -7,6 +7,7 @@ request waits for a load: loading happens in a worker thread beside the event lo
 
 import asyncio
 import logging
+from typing import Protocol
 
 from irisops.runtime import LoadedModel
 from irisops.serving.sources import ModelSource
@@ -14,9 +15,22 @@ from irisops.serving.sources import ModelSource
 log = logging.getLogger("irisops.serving")
 
 
+class StoreObserver(Protocol):
+    """Told of every load and every failed attempt (metrics count them).
+
+    A hook rather than an import, so the store knows nothing of Prometheus. Both calls
+    come from the worker thread that ran the reload.
+    """
+
+    def model_loaded(self, model: LoadedModel) -> None: ...
+
+    def reload_failed(self, reason: str) -> None: ...
+
+
 class ModelStore:
-    def __init__(self, source: ModelSource) -> None:
+    def __init__(self, source: ModelSource, observer: StoreObserver | None = None) -> None:
         self.source = source
+        self.observer = observer
         self.model: LoadedModel | None = None
         self.last_error: str | None = None
         self.reloads = 0
@@ -37,15 +51,30 @@ class ModelStore:
             model = self.source.load(key)
         except Exception as exc:  # any failure keeps the previous model serving
             reason = str(exc) or type(exc).__name__
-            if reason != self.last_error:
-                log.error("model reload failed, still serving %s: %s", self._serving(), reason)
+            if reason != self.last_error:  # logged once per distinct reason, counted every time
+                log.error(
+                    "model reload failed, still serving %s: %s",
+                    self._serving(),
+                    reason,
+                    extra={"event": "model_reload_failed", "reason": reason},
+                )
             self.last_error = reason
+            if self.observer is not None:
+                self.observer.reload_failed(reason)
             return
         previous = self._serving()
         self.model = model
         self.last_error = None
         self.reloads += 1
-        log.info("now serving model version %s (%s), was %s", model.version, model.key, previous)
+        if self.observer is not None:
+            self.observer.model_loaded(model)
+        log.info(
+            "now serving model version %s (%s), was %s",
+            model.version,
+            model.key,
+            previous,
+            extra={"event": "model_loaded", "model_version": model.version, "model_key": key},
+        )
 
     def _serving(self) -> str:
         return "nothing" if self.model is None else f"version {self.model.version}"

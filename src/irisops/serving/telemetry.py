@@ -1,0 +1,114 @@
+"""What the API records about each request: its id, its metrics and its access-log line.
+
+One pure ASGI middleware does all three, timing the request once and wrapping `send`
+once. Starlette's `BaseHTTPMiddleware` would be simpler to write, but it runs the
+rest of the app in a separate task and streams the answer through a memory channel,
+which costs far more than everything recorded here.
+
+The route is the matched route's template (`/v2/models/{name}/infer`, not the path a
+client typed), so metrics and logs group requests the way the API is built and a
+client cannot create new time series by inventing paths; a request no route matches
+is recorded as `unmatched`. FastAPI leaves the matched `APIRoute` in the scope; the
+few plain Starlette routes (/openapi.json, the docs' static files) are matched again
+here, after the answer, since FastAPI does not record them.
+"""
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from irisops.serving.logs import log_access, request_id
+from irisops.serving.metrics import Metrics
+
+REQUEST_ID_HEADER = b"x-request-id"
+# A client's own id is kept if it is short printable text (a UUID, a trace id, ...);
+# anything else is replaced, so the id is always safe to put in a header and a log line.
+CLIENT_REQUEST_ID = re.compile(rb"[\w.:/+=@-]{1,128}")
+UNMATCHED = "unmatched"
+# The scope key where a route that used a model leaves its version (see deps.py).
+MODEL_VERSION = "irisops.model_version"
+
+
+def new_request_id() -> str:
+    return os.urandom(16).hex()
+
+
+def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            return value.decode("ascii") if CLIENT_REQUEST_ID.fullmatch(value) else None
+    return None
+
+
+class RequestTelemetry:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        routes: Sequence[BaseRoute],
+        served_version: Callable[[], str | None],
+        access_log: bool,
+    ) -> None:
+        self.app = app
+        # Built on the first request, when every route has been added.
+        self.plain_routes = [
+            route
+            for route in routes
+            if isinstance(route, Route | Mount) and not isinstance(route, APIRoute)
+        ]
+        self.metrics = metrics
+        self.served_version = served_version
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = incoming_request_id(scope["headers"]) or new_request_id()
+        request_id.set(rid)
+        echo = (REQUEST_ID_HEADER, rid.encode("ascii"))
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), echo]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = self.template(scope)
+            self.metrics.request(scope["method"], route, status, seconds)
+            if self.access_log:
+                client = scope.get("client")
+                log_access(
+                    client="-" if client is None else f"{client[0]}:{client[1]}",
+                    method=scope["method"],
+                    path=scope["path"],
+                    http_version=scope["http_version"],
+                    route=route,
+                    status=status,
+                    seconds=seconds,
+                    model_version=scope.get(MODEL_VERSION) or self.served_version(),
+                    request=rid,
+                )
+
+    def template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            return str(route.path)
+        # A fresh scope: a Mount has rewritten root_path in the one the request went through.
+        probe = {"type": "http", "path": scope["path"], "method": scope["method"]}
+        for candidate in self.plain_routes:
+            if candidate.matches(probe)[0] is not Match.NONE:
+                return candidate.path
+        return UNMATCHED
