@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.processes import Service, environment, free_port, irisops, running
@@ -75,6 +76,26 @@ def champion(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory) -> Ch
     result = irisops("train", env=tracking.env(model_dir))
     assert result.returncode == 0, result.stdout + result.stderr
     return Champion(version="1", model_dir=model_dir)
+
+
+@pytest.fixture(scope="module")
+def api(
+    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """One API per test module, serving the session champion's directory (read only)."""
+    port = free_port()
+    env = tracking.env(champion.model_dir, IRISOPS_API_PORT=str(port), IRISOPS_POLL_INTERVAL="0.2")
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    with running(
+        "serve", env=env, url=f"http://127.0.0.1:{port}", log=log, ready_path="/ready"
+    ) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def client(api: Service) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api.url, timeout=30) as http:
+        yield http
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import ARTIFACTS, Champion, Tracking
-from tests.processes import Service, free_port, running
+from tests.processes import Service
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
@@ -47,19 +47,6 @@ def page(browser: Browser) -> Iterator[Page]:
     opened.set_default_timeout(TIMEOUT_MS)
     yield opened
     context.close()
-
-
-@pytest.fixture(scope="module")
-def api(
-    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    port = free_port()
-    env = {**tracking.env(champion.model_dir), "IRISOPS_API_PORT": str(port)}
-    log = tmp_path_factory.mktemp("browser") / "api.log"
-    with running(
-        "serve", env=env, url=f"http://127.0.0.1:{port}", log=log, ready_path="/ready"
-    ) as service:
-        yield service
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -5,11 +5,9 @@ so the tests hold in any order on the module's shared API. The exposition is par
 with prometheus_client's own parser, as a strict stand-in for Prometheus.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,7 +17,7 @@ from irisops.bundle import read_current
 from irisops.config import Settings
 from irisops.serving.app import create_app
 from tests.conftest import ApiFactory, Champion, Tracking
-from tests.processes import Service, free_port, running, wait_for
+from tests.processes import wait_for
 from tests.serving.test_hot_reload import (
     RELOAD_TIMEOUT,
     as_version,
@@ -58,24 +56,6 @@ def requests_counted(samples: Samples, route: str, status: int, method: str = "P
     return value(
         samples, "irisops_http_requests_total", method=method, route=route, status=str(status)
     )
-
-
-@pytest.fixture(scope="module")
-def api(
-    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    port = free_port()
-    env = tracking.env(champion.model_dir, IRISOPS_API_PORT=str(port))
-    log = tmp_path_factory.mktemp("metrics-api") / "api.log"
-    url = f"http://127.0.0.1:{port}"
-    with running("serve", env=env, url=url, log=log, ready_path="/ready") as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def client(api: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=30) as http:
-        yield http
 
 
 # --- The endpoint --------------------------------------------------------------------------

@@ -28,24 +28,6 @@ API_KEY = "v2-test-key"
 
 
 @pytest.fixture(scope="module")
-def api(
-    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    port = free_port()
-    env = tracking.env(champion.model_dir, IRISOPS_API_PORT=str(port))
-    log = tmp_path_factory.mktemp("v2-api") / "api.log"
-    url = f"http://127.0.0.1:{port}"
-    with running("serve", env=env, url=url, log=log, ready_path="/ready") as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def client(api: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=30) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
 def triton_client(api: Service) -> Iterator[Any]:
     client = triton.InferenceServerClient(url=api.url.removeprefix("http://"))
     yield client

@@ -10,7 +10,6 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,32 +17,13 @@ import pytest
 
 from irisops.bundle import read_current, sha256_of
 from tests.conftest import ApiFactory, Champion, Tracking
-from tests.processes import Service, free_port, running
+from tests.processes import Service
 
 SEED_BODY = '{"features":[5.1,3.5,1.4,0.2]}'
 SEED_ROW = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA_ROW = [6.7, 3.0, 5.2, 2.3]
 CLASS_NAMES = ["setosa", "versicolor", "virginica"]
 DEFAULT_MAX_ROWS = 10_000
-
-
-@pytest.fixture(scope="module")
-def api(
-    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    """One API for the module, serving the shared champion directory (read only)."""
-    port = free_port()
-    env = tracking.env(champion.model_dir, IRISOPS_API_PORT=str(port), IRISOPS_POLL_INTERVAL="0.2")
-    log = tmp_path_factory.mktemp("predict-api") / "api.log"
-    url = f"http://127.0.0.1:{port}"
-    with running("serve", env=env, url=url, log=log, ready_path="/ready") as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def client(api: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=30) as http:
-        yield http
 
 
 def assert_seed_prediction(body: dict[str, Any], version: str = "1") -> None:

@@ -6,7 +6,6 @@ answer: status codes, content types and bodies must all be what the schema says.
 """
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import Champion, Tracking
-from tests.processes import Service, free_port, running
+from tests.processes import Service
 
 CASES_PER_OPERATION = 200
 # Each operation with a body gets up to this many valid and as many invalid cases; the
@@ -26,21 +24,8 @@ cases: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
-def fuzzed_api(
-    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    port = free_port()
-    env = {**tracking.env(champion.model_dir), "IRISOPS_API_PORT": str(port)}
-    log = tmp_path_factory.mktemp("fuzz") / "api.log"
-    with running(
-        "serve", env=env, url=f"http://127.0.0.1:{port}", log=log, ready_path="/ready"
-    ) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def api_schema(fuzzed_api: Service) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{fuzzed_api.url}/openapi.json")
+def api_schema(api: Service) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{api.url}/openapi.json")
 
 
 def labels(schema: schemathesis.BaseSchema) -> list[str]:
@@ -111,9 +96,9 @@ def test_the_schema_lists_every_operation(api_schema: schemathesis.BaseSchema) -
     assert sorted(labels(api_schema)) == sorted(OPERATIONS)
 
 
-def test_enough_cases_were_generated(fuzzed_api: Service, figures: dict[str, object]) -> None:
+def test_enough_cases_were_generated(api: Service, figures: dict[str, object]) -> None:
     figures["schemathesis_cases"] = dict(cases)
     for operation in WITH_BODY:
         assert cases[operation] >= CASES_PER_OPERATION, cases
-    assert httpx.get(f"{fuzzed_api.url}/health").status_code == 200, "the API survived"
-    assert "Traceback" not in fuzzed_api.output()
+    assert httpx.get(f"{api.url}/health").status_code == 200, "the API survived"
+    assert "Traceback" not in api.output()

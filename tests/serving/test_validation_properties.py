@@ -6,7 +6,6 @@ arbitrary bodies goes to the real API, which must never answer 5xx.
 
 import json
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,8 +16,6 @@ from pydantic import ValidationError
 
 from irisops.serving.errors import ApiError, from_validation
 from irisops.serving.schemas import BatchRequest, PredictRequest
-from tests.conftest import Champion, Tracking
-from tests.processes import Service, free_port, running
 
 finite = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**15), 10**15)
 row = st.lists(finite, min_size=4, max_size=4)
@@ -105,25 +102,6 @@ def test_arbitrary_bytes_are_a_400_or_422(body: bytes) -> None:
         PredictRequest.model_validate_json(body)
     except ValidationError as exc:
         assert from_validation(exc.errors()).status in {400, 422}
-
-
-@pytest.fixture(scope="module")
-def api(
-    tracking: Tracking, champion: Champion, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    port = free_port()
-    env = {**tracking.env(champion.model_dir), "IRISOPS_API_PORT": str(port)}
-    log = tmp_path_factory.mktemp("properties") / "api.log"
-    with running(
-        "serve", env=env, url=f"http://127.0.0.1:{port}", log=log, ready_path="/ready"
-    ) as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def client(api: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=10) as session:
-        yield session
 
 
 @settings(
