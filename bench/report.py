@@ -71,6 +71,9 @@ def targets(r: dict[str, Any]) -> list[Target]:
     rss = ours["peak_rss_mib"] / theirs["peak_rss_mib"]
     answers = [c["passed"] for c in r["checks"]] + [r["parity"]["holds"], no_load_errors(r)]
     n = r["settings"]["connections"]
+    cost = r["telemetry"]["wrk"]
+    kept = cost["ratio"]["median"]
+    switched = cost["request_id_echoed"] == {"on": True, "off": False}
     return [
         Target(
             1,
@@ -96,6 +99,13 @@ def targets(r: dict[str, Any]) -> list[Target]:
             "all hold",
             f"{sum(answers)}/{len(answers)} hold",
             all(answers),
+        ),
+        Target(
+            7,
+            "`/predict` req/s with per-request telemetry vs without (issue 6)",
+            "≥ 90%",
+            f"{kept:.0%}",
+            kept >= 0.9 and switched,
         ),
     ]
 
@@ -192,12 +202,33 @@ def markdown(r: dict[str, Any]) -> str:
                 "",
                 *_table(goals, numbers=False),
                 "",
+                telemetry_paragraph(r["telemetry"]),
+                "",
                 "Answer checks (target 6):",
                 "",
                 *[f"- {'pass' if ok else '**FAIL**'}: {name}" for ok, name in checks],
             ]
         )
         + "\n"
+    )
+
+
+def telemetry_paragraph(t: dict[str, Any]) -> str:
+    over, inside = t["wrk"], t["in_process"]
+    rps, ratio, extra = over["median_requests_per_s"], over["ratio"], inside["extra_us"]
+    echoed = over["request_id_echoed"]
+    return (
+        f"Telemetry cost (target 7): `/predict` with the request telemetry (metrics, "
+        f"X-Request-ID; access log off, the default) and without it "
+        f"(`IRISOPS_TELEMETRY=false`; X-Request-ID answered: {echoed['on']} and "
+        f"{echoed['off']}), both servers up, {over['pairs']} alternating pairs of "
+        f"{over['pair_seconds']:g} s wrk runs at {over['connections']} connections: median "
+        f"{number(rps['on'])} vs {number(rps['off'])} req/s; with/without per pair: median "
+        f"{ratio['median']:.1%} (quartiles {ratio['q1']:.1%} to {ratio['q3']:.1%}). "
+        f"In process (the ASGI app called directly, {inside['rounds']} alternating rounds of "
+        f"{inside['requests_per_round']} requests): {inside['median_us']['on']:.1f} vs "
+        f"{inside['median_us']['off']:.1f} µs a request, {extra['median']:+.1f} µs (quartiles "
+        f"{extra['q1']:+.1f} to {extra['q3']:+.1f})."
     )
 
 

@@ -18,7 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import report, servers, workloads
+from bench import report, servers, telemetry, workloads
 from bench import wrk as wrk_
 from irisops.bundle import read_current
 from irisops.runtime import usable_cpus
@@ -102,6 +102,12 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
         )
         latency, parity = in_process(stack)
         ours, checks = serve_ours(stack, load)
+        telemetry_cost = {
+            "in_process": telemetry.in_process(model_dir),
+            "wrk": telemetry.over_wrk(
+                env, home, load.wrk, load.connections, load.threads, load.warmup
+            ),
+        }
         return {
             "machine": report.machine(),
             "versions": {name: version(package) for name, package in VERSIONS.items()},
@@ -117,6 +123,7 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
             "in_process": latency,
             "parity": parity,
             "servers": {"irisops": ours, "mlflow": serve_mlflow(stack, load)},
+            "telemetry": telemetry_cost,
             "checks": checks,
         }
 
@@ -161,13 +168,12 @@ def in_process(stack: Stack) -> tuple[dict[str, float], dict[str, Any]]:
 def serve_ours(stack: Stack, load: Load) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "irisops", "serve"]
     env = stack.env | {"IRISOPS_API_PORT": str(port)}
     print("irisops serve…", flush=True)
     log = stack.home / "api.log"
-    with servers.started("irisops serve", argv, env=env, url=url, ready_path="/ready", log=log) as (
-        server
-    ):
+    with servers.started(
+        "irisops serve", servers.IRISOPS_SERVE, env=env, url=url, ready_path="/ready", log=log
+    ) as (server):
         measured = {
             "predict": wrk_load(load, url, wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)),
             "health": wrk_load(load, url, wrk_.Request("health", "/health")),

@@ -10,6 +10,7 @@ models serve` runs uvicorn as a child process).
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+IRISOPS_SERVE = (sys.executable, "-m", "irisops", "serve")
 READY_TIMEOUT = 180.0
 READY_POLL = 0.01  # s; the cold start is known to this precision
 RSS_SAMPLE = 0.05  # s

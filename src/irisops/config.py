@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="API logs: text for a terminal, json (one object a line) to ship."
     )
+    telemetry: bool = Field(
+        True,
+        description="Request metrics, X-Request-ID and the access log; off when a proxy does them.",
+    )
     access_log: bool | None = Field(
         None, description="One log line per request; default: on with json logs, off with text."
     )

@@ -8,6 +8,7 @@ with prometheus_client's own parser, as a strict stand-in for Prometheus.
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -244,6 +245,27 @@ def test_reloads_and_failures_are_counted(
     assert versions == ["3"], "the info metric follows the swap"
 
 
+# --- Telemetry off ----------------------------------------------------------------------------
+
+
+def test_without_telemetry_requests_are_not_recorded_but_the_model_is(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion
+) -> None:
+    """IRISOPS_TELEMETRY=false: no request metrics and no X-Request-ID; model metrics stay."""
+    service = api_factory.start(
+        tracking.env(champion.model_dir, IRISOPS_TELEMETRY="false", IRISOPS_LOG_FORMAT="json"),
+        ready_path="/ready",
+    )
+    response = httpx.post(f"{service.url}/predict", json={"features": SEED_ROW}, timeout=10)
+    assert response.status_code == 200
+    assert "x-request-id" not in response.headers
+    samples = scrape(service.url)
+    assert not any(name.startswith("irisops_http_") for name, _ in samples)
+    assert value(samples, "irisops_predictions_total", **{"class": "setosa"}) == 1
+    assert value(samples, "irisops_model_loaded") == 1
+    assert "irisops.access" not in service.output(), "no access log without the middleware"
+
+
 # --- Open, and one registry per app ----------------------------------------------------------
 
 
@@ -262,7 +284,7 @@ def test_each_app_has_a_registry_of_its_own(champion: Champion) -> None:
     """Two apps in one process: no duplicate-metric error, and separate counts."""
     first = create_app(Settings(model_dir=champion.model_dir))
     second = create_app(Settings(model_dir=champion.model_dir))
-    first.state.metrics.request("GET", "/health", 200, 0.001)
+    first.state.metrics.requests.record("GET", "/health", 200, 0.001)
     health = {"method": "GET", "route": "/health", "status": "200"}
     assert value(registry_samples(first), "irisops_http_requests_total", **health) == 1
     assert value(registry_samples(second), "irisops_http_requests_total", **health) == 0
@@ -270,3 +292,24 @@ def test_each_app_has_a_registry_of_its_own(champion: Champion) -> None:
 
 def registry_samples(app: FastAPI) -> Samples:
     return parse(generate_latest(app.state.metrics.registry).decode())
+
+
+def test_latency_is_summed_over_statuses_and_methods_are_bounded(champion: Champion) -> None:
+    """Requests are kept per (method, route, status); the histogram is per (method, route)."""
+    app = create_app(Settings(model_dir=champion.model_dir))
+    record = app.state.metrics.requests.record
+    record("POST", "/predict", 200, 0.0003)
+    record("POST", "/predict", 422, 0.002)
+    record("PROPFIND", "/health", 405, 0.0001)
+    record("MKCOL", "/health", 405, 0.0001)
+    samples = registry_samples(app)
+    latency = "irisops_http_request_duration_seconds"
+    predict = {"method": "POST", "route": "/predict"}
+    assert value(samples, f"{latency}_count", **predict) == 2
+    assert value(samples, f"{latency}_sum", **predict) == pytest.approx(0.0023)
+    assert value(samples, f"{latency}_bucket", le="0.0005", **predict) == 1
+    assert value(samples, f"{latency}_bucket", le="0.0025", **predict) == 2
+    assert value(samples, f"{latency}_bucket", le="+Inf", **predict) == 2
+    other = {"method": "OTHER", "route": "/health"}
+    assert value(samples, "irisops_http_requests_total", status="405", **other) == 2
+    assert value(samples, f"{latency}_count", **other) == 2

@@ -64,14 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    # Added last, so it is the outermost middleware: it times and counts CORS answers too.
-    app.add_middleware(
-        RequestTelemetry,
-        metrics=recorder,
-        routes=app.routes,
-        served_version=lambda: None if (served := store.model) is None else served.version,
-        access_log=settings.access_log_enabled,
-    )
+    if settings.telemetry:
+        # Added last, so it is the outermost middleware: it times and counts CORS answers too.
+        app.add_middleware(
+            RequestTelemetry,
+            requests=recorder.requests,
+            routes=app.routes,
+            served_version=lambda: None if (served := store.model) is None else served.version,
+            access_log=settings.access_log_enabled,
+        )
     errors.install(app)
     for router in (predict.router, health.router, model.router, metrics.router, v2.router):
         app.include_router(router)

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from irisops.serving.logs import log_access, request_id
-from irisops.serving.metrics import Metrics
+from irisops.serving.metrics import RequestStats
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A client's own id is kept if it is short printable text (a UUID, a trace id, ...);
@@ -49,7 +49,7 @@ class RequestTelemetry:
     def __init__(
         self,
         app: ASGIApp,
-        metrics: Metrics,
+        requests: RequestStats,
         routes: Sequence[BaseRoute],
         served_version: Callable[[], str | None],
         access_log: bool,
@@ -61,7 +61,7 @@ class RequestTelemetry:
             for route in routes
             if isinstance(route, Route | Mount) and not isinstance(route, APIRoute)
         ]
-        self.metrics = metrics
+        self.record = requests.record
         self.served_version = served_version
         self.access_log = access_log
 
@@ -86,8 +86,9 @@ class RequestTelemetry:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
-            route = self.template(scope)
-            self.metrics.request(scope["method"], route, status, seconds)
+            matched = scope.get("route")
+            route = self.template(scope) if matched is None else matched.path
+            self.record(scope["method"], route, status, seconds)
             if self.access_log:
                 client = scope.get("client")
                 log_access(
@@ -103,9 +104,7 @@ class RequestTelemetry:
                 )
 
     def template(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is not None:
-            return str(route.path)
+        """The template of a request FastAPI did not route: a plain Starlette route, or none."""
         # A fresh scope: a Mount has rewritten root_path in the one the request went through.
         probe = {"type": "http", "path": scope["path"], "method": scope["method"]}
         for candidate in self.plain_routes:

@@ -1,0 +1,188 @@
+"""What the per-request telemetry costs `/predict`: the same server with it on and off.
+
+`IRISOPS_TELEMETRY=false` removes the request middleware (request counts and
+latencies, X-Request-ID, the access log), so the two servers differ in that alone.
+On a shared 2-CPU VM, throughput drifts by ±25% over seconds, more than the cost
+being measured. So nothing is compared across a long interval: both servers stay up,
+and short wrk runs alternate between them (on, off, off, on, ...); the result is the
+median of the per-pair ratios, with its spread.
+
+The in-process half drives both apps' ASGI entry point directly, alternating every
+few hundred requests, which cancels drift better still and shows the cost in
+microseconds. It leaves out uvicorn's own work per request, so its ratio overstates
+the cost relative to a real server.
+"""
+
+import asyncio
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import servers, workloads
+from bench import wrk as wrk_
+from irisops.config import Settings
+from irisops.serving.app import create_app
+from tests.processes import free_port
+
+PAIRS = 20
+PAIR_SECONDS = 2.0
+ASGI_ROUNDS = 150
+ASGI_REQUESTS = 300
+PREDICT = wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    q1: float
+    q3: float
+
+
+def spread(values: list[float]) -> Spread:
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return Spread(median=median, q1=q1, q3=q3)
+
+
+def over_wrk(
+    env: dict[str, str], home: Path, wrk: wrk_.Wrk, connections: int, threads: int, warmup: float
+) -> dict[str, Any]:
+    """PAIRS pairs of PAIR_SECONDS wrk runs on /predict, telemetry on and off, alternating."""
+    print(f"telemetry cost: {PAIRS} alternating pairs of {PAIR_SECONDS:g} s wrk runs…", flush=True)
+    with both_servers(env, home) as urls:
+        echoed = {name: request_id_echoed(url) for name, url in urls.items()}
+
+        def run(name: str, seconds: float) -> float:
+            result = wrk_.run(
+                wrk,
+                urls[name],
+                PREDICT,
+                connections=connections,
+                threads=threads,
+                seconds=seconds,
+                script_dir=home,
+            )
+            if result.socket_errors or result.non_2xx:
+                raise RuntimeError(f"telemetry {name}: {result}")
+            return result.requests_per_s
+
+        for name in urls:
+            run(name, warmup)
+        measured: dict[str, list[float]] = {"on": [], "off": []}
+        for pair in range(PAIRS):
+            for name in ("on", "off") if pair % 2 == 0 else ("off", "on"):
+                measured[name].append(run(name, PAIR_SECONDS))
+    ratios = [on / off for on, off in zip(measured["on"], measured["off"], strict=True)]
+    ratio = spread(ratios)
+    print(
+        f"  on/off req/s, median of {PAIRS} pairs: {ratio.median:.3f} "
+        f"(quartiles {ratio.q1:.3f}-{ratio.q3:.3f})",
+        flush=True,
+    )
+    return {
+        "pairs": PAIRS,
+        "pair_seconds": PAIR_SECONDS,
+        "connections": connections,
+        "requests_per_s": measured,
+        "median_requests_per_s": {k: statistics.median(v) for k, v in measured.items()},
+        "ratio": asdict(ratio),
+        "request_id_echoed": echoed,
+    }
+
+
+@contextmanager
+def both_servers(env: dict[str, str], home: Path) -> Iterator[dict[str, str]]:
+    with ExitStack() as stack:
+        urls = {}
+        for name, telemetry in (("on", "true"), ("off", "false")):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            settings = {"IRISOPS_API_PORT": str(port), "IRISOPS_TELEMETRY": telemetry}
+            stack.enter_context(
+                servers.started(
+                    f"irisops serve, telemetry {name}",
+                    servers.IRISOPS_SERVE,
+                    env=env | settings,
+                    url=url,
+                    ready_path="/ready",
+                    log=home / f"api-telemetry-{name}.log",
+                )
+            )
+            urls[name] = url
+        yield urls
+
+
+def request_id_echoed(url: str) -> bool:
+    """Whether the switch took: only the server with telemetry answers an X-Request-ID."""
+    response = httpx.post(f"{url}/predict", content=workloads.OURS_SINGLE, timeout=10)
+    response.raise_for_status()
+    return "x-request-id" in response.headers
+
+
+def in_process(model_dir: Path) -> dict[str, Any]:
+    """Microseconds per /predict through each app's ASGI entry point, alternating."""
+    print("telemetry cost in process (ASGI, no server)…", flush=True)
+    apps = {
+        name: create_app(Settings(model_dir=model_dir, telemetry=telemetry))
+        for name, telemetry in (("on", True), ("off", False))
+    }
+    measured = asyncio.run(_drive(apps))
+    extra = [on - off for on, off in zip(measured["on"], measured["off"], strict=True)]
+    us = {name: statistics.median(times) for name, times in measured.items()}
+    print(f"  {us['on']:.1f} vs {us['off']:.1f} µs, +{statistics.median(extra):.1f} µs", flush=True)
+    return {
+        "rounds": ASGI_ROUNDS,
+        "requests_per_round": ASGI_REQUESTS,
+        "median_us": us,
+        "extra_us": asdict(spread(extra)),
+    }
+
+
+async def _drive(apps: dict[str, Any]) -> dict[str, list[float]]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    body = {"type": "http.request", "body": workloads.OURS_SINGLE, "more_body": False}
+    statuses: set[int] = set()
+
+    async def receive() -> dict[str, Any]:
+        return body
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    async def round_us(app: Any, requests: int) -> float:
+        begin = time.perf_counter()
+        for _ in range(requests):
+            await app({**scope, "app": app, "state": {}}, receive, send)
+        return (time.perf_counter() - begin) / requests * 1e6
+
+    measured: dict[str, list[float]] = {name: [] for name in apps}
+    async with AsyncExitStack() as lifespans:
+        for app in apps.values():
+            await lifespans.enter_async_context(app.router.lifespan_context(app))
+        for app in apps.values():
+            await round_us(app, 1_000)
+        for n in range(ASGI_ROUNDS):
+            for name in apps if n % 2 == 0 else reversed(list(apps)):
+                measured[name].append(await round_us(apps[name], ASGI_REQUESTS))
+    if statuses != {200}:
+        raise RuntimeError(f"in-process /predict answered {sorted(statuses)}")
+    return measured
