@@ -9,16 +9,18 @@ stdout and bench/results/latest.md, everything measured to bench/results/<time>.
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import report, servers, telemetry, workloads
+from bench import pairs, report, servers, telemetry, workloads
 from bench import wrk as wrk_
 from irisops.bundle import read_current
 from irisops.runtime import usable_cpus
@@ -27,6 +29,7 @@ from tests.processes import environment, free_port, irisops, running
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "iris-classifier"
 BATCH_REQUESTS = {1_000: 20, 10_000: 10}
+PAIRS = 10  # /predict against /health, alternating (target 2)
 VERSIONS = {
     "onnxruntime": "onnxruntime",
     "fastapi": "fastapi",
@@ -174,9 +177,12 @@ def serve_ours(stack: Stack, load: Load) -> tuple[dict[str, Any], list[dict[str,
     with servers.started(
         "irisops serve", servers.IRISOPS_SERVE, env=env, url=url, ready_path="/ready", log=log
     ) as (server):
+        predict = wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)
+        health = wrk_.Request("health", "/health")
         measured = {
-            "predict": wrk_load(load, url, wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)),
-            "health": wrk_load(load, url, wrk_.Request("health", "/health")),
+            "predict": wrk_load(load, url, predict),
+            "health": wrk_load(load, url, health),
+            "pairs": predict_vs_health(load, url, predict, health),
             "batch": batches(f"{url}/predict/batch", workloads.ours_batch),
         }
         checks = workloads.answer_checks(url, stack.version, stack.class_names)
@@ -227,6 +233,36 @@ def wrk_load(load: Load, url: str, request: wrk_.Request) -> dict[str, Any]:
         flush=True,
     )
     return {"many": asdict(many), "one": asdict(one)}
+
+
+def predict_vs_health(
+    load: Load, url: str, predict: wrk_.Request, health: wrk_.Request
+) -> dict[str, Any]:
+    """/predict against /health in alternating short runs: steadier than one run of each."""
+
+    def run(request: wrk_.Request) -> float:
+        return wrk_.requests_per_s(
+            load.wrk,
+            url,
+            request,
+            connections=load.connections,
+            threads=load.threads,
+            seconds=pairs.PAIR_SECONDS,
+            script_dir=load.script_dir,
+        )
+
+    measured = pairs.alternate(
+        {"predict": partial(run, predict), "health": partial(run, health)}, PAIRS
+    )
+    ratio = pairs.ratios(measured, "predict", "health")
+    print(f"  /predict ÷ /health, median of {PAIRS} pairs: {ratio.median:.0%}", flush=True)
+    return {
+        "pairs": PAIRS,
+        "pair_seconds": pairs.PAIR_SECONDS,
+        "requests_per_s": measured,
+        "median_requests_per_s": {k: statistics.median(v) for k, v in measured.items()},
+        "ratio": asdict(ratio),
+    }
 
 
 def batches(url: str, encode: Callable[[list[list[float]]], bytes]) -> dict[str, Any]:

@@ -2,10 +2,8 @@
 
 `IRISOPS_TELEMETRY=false` removes the request middleware (request counts and
 latencies, X-Request-ID, the access log), so the two servers differ in that alone.
-On a shared 2-CPU VM, throughput drifts by ±25% over seconds, more than the cost
-being measured. So nothing is compared across a long interval: both servers stay up,
-and short wrk runs alternate between them (on, off, off, on, ...); the result is the
-median of the per-pair ratios, with its spread.
+Both servers stay up and short wrk runs alternate between them (see pairs.py); the
+result is the median of the per-pair ratios, with its quartiles.
 
 The in-process half drives both apps' ASGI entry point directly, alternating every
 few hundred requests, which cancels drift better still and shows the cost in
@@ -18,47 +16,38 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import servers, workloads
+from bench import pairs, servers, workloads
 from bench import wrk as wrk_
 from irisops.config import Settings
 from irisops.serving.app import create_app
 from tests.processes import free_port
 
 PAIRS = 20
-PAIR_SECONDS = 2.0
 ASGI_ROUNDS = 150
 ASGI_REQUESTS = 300
 PREDICT = wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)
-
-
-@dataclass(frozen=True)
-class Spread:
-    median: float
-    q1: float
-    q3: float
-
-
-def spread(values: list[float]) -> Spread:
-    q1, median, q3 = statistics.quantiles(values, n=4)
-    return Spread(median=median, q1=q1, q3=q3)
 
 
 def over_wrk(
     env: dict[str, str], home: Path, wrk: wrk_.Wrk, connections: int, threads: int, warmup: float
 ) -> dict[str, Any]:
     """PAIRS pairs of PAIR_SECONDS wrk runs on /predict, telemetry on and off, alternating."""
-    print(f"telemetry cost: {PAIRS} alternating pairs of {PAIR_SECONDS:g} s wrk runs…", flush=True)
+    print(
+        f"telemetry cost: {PAIRS} alternating pairs of {pairs.PAIR_SECONDS:g} s wrk runs…",
+        flush=True,
+    )
     with both_servers(env, home) as urls:
         echoed = {name: request_id_echoed(url) for name, url in urls.items()}
 
         def run(name: str, seconds: float) -> float:
-            result = wrk_.run(
+            return wrk_.requests_per_s(
                 wrk,
                 urls[name],
                 PREDICT,
@@ -67,18 +56,13 @@ def over_wrk(
                 seconds=seconds,
                 script_dir=home,
             )
-            if result.socket_errors or result.non_2xx:
-                raise RuntimeError(f"telemetry {name}: {result}")
-            return result.requests_per_s
 
         for name in urls:
             run(name, warmup)
-        measured: dict[str, list[float]] = {"on": [], "off": []}
-        for pair in range(PAIRS):
-            for name in ("on", "off") if pair % 2 == 0 else ("off", "on"):
-                measured[name].append(run(name, PAIR_SECONDS))
-    ratios = [on / off for on, off in zip(measured["on"], measured["off"], strict=True)]
-    ratio = spread(ratios)
+        measured = pairs.alternate(
+            {name: partial(run, name, pairs.PAIR_SECONDS) for name in ("on", "off")}, PAIRS
+        )
+    ratio = pairs.ratios(measured, "on", "off")
     print(
         f"  on/off req/s, median of {PAIRS} pairs: {ratio.median:.3f} "
         f"(quartiles {ratio.q1:.3f}-{ratio.q3:.3f})",
@@ -86,7 +70,7 @@ def over_wrk(
     )
     return {
         "pairs": PAIRS,
-        "pair_seconds": PAIR_SECONDS,
+        "pair_seconds": pairs.PAIR_SECONDS,
         "connections": connections,
         "requests_per_s": measured,
         "median_requests_per_s": {k: statistics.median(v) for k, v in measured.items()},
@@ -139,7 +123,7 @@ def in_process(model_dir: Path) -> dict[str, Any]:
         "rounds": ASGI_ROUNDS,
         "requests_per_round": ASGI_REQUESTS,
         "median_us": us,
-        "extra_us": asdict(spread(extra)),
+        "extra_us": asdict(pairs.spread(extra)),
     }
 
 

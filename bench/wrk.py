@@ -150,3 +150,28 @@ def run(
         socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
         non_2xx=raw["status"],
     )
+
+
+def requests_per_s(
+    wrk: Wrk,
+    base_url: str,
+    request: Request,
+    *,
+    connections: int,
+    threads: int,
+    seconds: float,
+    script_dir: Path,
+) -> float:
+    """The req/s of one run that had to be clean: a socket error or a non-2xx stops the bench."""
+    result = run(
+        wrk,
+        base_url,
+        request,
+        connections=connections,
+        threads=threads,
+        seconds=seconds,
+        script_dir=script_dir,
+    )
+    if result.socket_errors or result.non_2xx:
+        raise RuntimeError(f"{base_url}{request.path}: {result}")
+    return result.requests_per_s
