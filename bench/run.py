@@ -241,7 +241,7 @@ def predict_vs_health(
     """/predict against /health in alternating short runs: steadier than one run of each."""
 
     def run(request: wrk_.Request) -> float:
-        return wrk_.requests_per_s(
+        return wrk_.run(
             load.wrk,
             url,
             request,
@@ -249,7 +249,7 @@ def predict_vs_health(
             threads=load.threads,
             seconds=pairs.PAIR_SECONDS,
             script_dir=load.script_dir,
-        )
+        ).clean_requests_per_s()
 
     measured = pairs.alternate(
         {"predict": partial(run, predict), "health": partial(run, health)}, PAIRS

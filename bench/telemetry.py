@@ -47,7 +47,7 @@ def over_wrk(
         echoed = {name: request_id_echoed(url) for name, url in urls.items()}
 
         def run(name: str, seconds: float) -> float:
-            return wrk_.requests_per_s(
+            return wrk_.run(
                 wrk,
                 urls[name],
                 PREDICT,
@@ -55,7 +55,7 @@ def over_wrk(
                 threads=threads,
                 seconds=seconds,
                 script_dir=home,
-            )
+            ).clean_requests_per_s()
 
         for name in urls:
             run(name, warmup)

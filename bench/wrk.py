@@ -62,6 +62,12 @@ class WrkResult:
     socket_errors: int  # connect, read, write and timeout errors
     non_2xx: int  # wrk counts responses with a status of 400 or more; nothing here redirects
 
+    def clean_requests_per_s(self) -> float:
+        """The req/s of a run that had to be clean: a socket error or a non-2xx stops the bench."""
+        if self.socket_errors or self.non_2xx:
+            raise RuntimeError(f"wrk run with errors: {self}")
+        return self.requests_per_s
+
 
 def lua_string(body: bytes) -> str:
     """A Lua string literal for a JSON body (LuaJIT knows only the simple escapes)."""
@@ -150,28 +156,3 @@ def run(
         socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
         non_2xx=raw["status"],
     )
-
-
-def requests_per_s(
-    wrk: Wrk,
-    base_url: str,
-    request: Request,
-    *,
-    connections: int,
-    threads: int,
-    seconds: float,
-    script_dir: Path,
-) -> float:
-    """The req/s of one run that had to be clean: a socket error or a non-2xx stops the bench."""
-    result = run(
-        wrk,
-        base_url,
-        request,
-        connections=connections,
-        threads=threads,
-        seconds=seconds,
-        script_dir=script_dir,
-    )
-    if result.socket_errors or result.non_2xx:
-        raise RuntimeError(f"{base_url}{request.path}: {result}")
-    return result.requests_per_s
