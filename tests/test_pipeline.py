@@ -208,7 +208,8 @@ def test_promote_rolls_back_to_an_earlier_version(
     assert version_of(client, "champion") == "1"
     assert served_version(model_dir) == "1"
     assert (
-        client.get_model_version(MODEL, "1").tags["irisops.promotion_reason"] == "promoted by hand"
+        client.get_model_version(MODEL, "1").tags["irisops.promotion_reason"]
+        == "promoted by hand, pinned"
     )
 
 

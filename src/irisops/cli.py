@@ -176,6 +176,7 @@ def models() -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from irisops.registry import TAG_PINNED
     from irisops.report import versions_table
     from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
 
@@ -188,21 +189,36 @@ def models() -> None:
     client = MlflowClient(settings.tracking_uri)
     name = settings.registered_model
     try:
-        aliases = client.get_registered_model(name).aliases
+        model = client.get_registered_model(name)
     except MlflowException:
         raise fail(f"no registered model {name!r} yet; run `irisops train` first") from None
     versions = client.search_model_versions(f"name = '{name}'")
     versions.sort(key=lambda v: int(v.version), reverse=True)
     metrics = {v.run_id: client.get_run(v.run_id).data.metrics for v in versions if v.run_id}
-    console.print(versions_table(name, versions, aliases, metrics, settings.gate_metric))
+    aliases = dict(model.aliases)
+    pinned = model.tags.get(TAG_PINNED)
+    console.print(versions_table(name, versions, aliases, metrics, settings.gate_metric, pinned))
 
 
 @app.command()
-def promote(version: Annotated[str, typer.Argument(help="Registered version to serve.")]) -> None:
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered version to serve.")],
+    pin: Annotated[
+        bool | None,
+        typer.Option(
+            "--pin/--no-pin",
+            help="Keep VERSION champion until the next `irisops promote`: training runs "
+            "register challengers but do not replace it. --no-pin lets the gate replace it. "
+            "Default: pin, unless VERSION is champion already (its pin stays as it is).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Make VERSION the champion and publish it to the API (the rollback path)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from irisops import registry
     from irisops.bundle import BundleError
     from irisops.release import promote_existing
     from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
@@ -211,14 +227,17 @@ def promote(version: Annotated[str, typer.Argument(help="Registered version to s
     configure_client()
     try:
         wait_for_server(settings.tracking_uri, settings.tracking_retries, settings.tracking_backoff)
-        published = promote_existing(MlflowClient(settings.tracking_uri), settings, version)
+        client = MlflowClient(settings.tracking_uri)
+        published = promote_existing(client, settings, version, pin=pin)
+        pinned = registry.pinned_version(client, settings.registered_model) == version
     except (TrackingUnavailable, BundleError) as exc:
         raise fail(str(exc)) from None
     except MlflowException as exc:
         raise fail(
             f"cannot promote {settings.registered_model} v{version}: {exc.message}"
         ) from None
-    console.print(f"{settings.registered_model} v{version} is champion, published to {published}")
+    state = "champion, pinned" if pinned else "champion"
+    console.print(f"{settings.registered_model} v{version} is {state}, published to {published}")
 
 
 @app.command()

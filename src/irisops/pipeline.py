@@ -118,15 +118,6 @@ def _bundle_metadata(
     )
 
 
-def _gate(client: MlflowClient, settings: Settings, mode: PromotionMode, score: float) -> Decision:
-    champion = registry.alias_version(client, settings.registered_model, registry.CHAMPION)
-    current = None
-    if champion is not None:
-        best = registry.version_metric(client, champion, settings.gate_metric)
-        current = (str(champion.version), best)
-    return registry.decide(mode, settings.gate_metric, score, current)
-
-
 def _silent(_: str) -> None:
     pass
 
@@ -197,7 +188,9 @@ def run_training(
         client.set_registered_model_alias(settings.registered_model, registry.CHALLENGER, version)
 
         step(f"comparing v{version} with the champion on {settings.gate_metric}")
-        decision = _gate(client, settings, mode, metrics[settings.gate_metric])
+        metric = settings.gate_metric
+        champion = registry.champion(client, settings.registered_model, metric)
+        decision = registry.decide(mode, metric, metrics[metric], champion)
         registry.record_decision(client, settings.registered_model, version, decision)
         published = None
         if decision.promote:

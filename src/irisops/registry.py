@@ -17,6 +17,8 @@ CHALLENGER = "challenger"
 BUNDLE_SUBDIR = "extra_files"
 TAG_DECISION = "irisops.promotion"
 TAG_REASON = "irisops.promotion_reason"
+# On the registered model: the version a person made champion with `irisops promote`.
+TAG_PINNED = "irisops.pinned_champion"
 
 
 class PromotionMode(StrEnum):
@@ -35,17 +37,27 @@ class Decision:
         return "promoted" if self.promote else "not promoted"
 
 
-def decide(
-    mode: PromotionMode, metric: str, score: float, champion: tuple[str, float | None] | None
-) -> Decision:
-    """The gate: a new version must score at least as well as the champion to replace it."""
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    score: float | None
+    # Chosen by hand: a rollback must outlive the next scheduled or `docker compose up` run.
+    pinned: bool = False
+
+
+def decide(mode: PromotionMode, metric: str, score: float, champion: Champion | None) -> Decision:
+    """The gate: a new version must score at least as well as an unpinned champion."""
     if mode is PromotionMode.NEVER:
         return Decision(False, "--no-promote given")
     if mode is PromotionMode.FORCE:
         return Decision(True, "--force-promote given")
     if champion is None:
         return Decision(True, "no champion yet")
-    version, best = champion
+    version, best = champion.version, champion.score
+    if champion.pinned:
+        return Decision(
+            False, f"champion v{version} was promoted by hand; only `irisops promote` replaces it"
+        )
     if best is None:
         return Decision(True, f"champion v{version} has no {metric} to compare")
     if score >= best:
@@ -60,6 +72,28 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
         if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
             return None
         raise
+
+
+def champion(client: MlflowClient, name: str, metric: str) -> Champion | None:
+    version = alias_version(client, name, CHAMPION)
+    if version is None:
+        return None
+    number = str(version.version)
+    pinned = pinned_version(client, name) == number
+    return Champion(number, version_metric(client, version, metric), pinned)
+
+
+def pinned_version(client: MlflowClient, name: str) -> str | None:
+    """The pin holds only while `champion` still points at it; any other move ends it."""
+    pinned: str | None = client.get_registered_model(name).tags.get(TAG_PINNED)
+    return pinned
+
+
+def pin(client: MlflowClient, name: str, version: str | None) -> None:
+    if version is not None:
+        client.set_registered_model_tag(name, TAG_PINNED, version)
+    elif pinned_version(client, name) is not None:
+        client.delete_registered_model_tag(name, TAG_PINNED)
 
 
 def version_metric(client: MlflowClient, version: ModelVersion, metric: str) -> float | None:

@@ -17,26 +17,40 @@ def promote(
     version: str,
     onnx_bytes: bytes,
     metadata: BundleMetadata,
+    *,
+    pin: bool | None = False,
 ) -> Path:
     """Write the bundle first, then move the alias: a failed write leaves the champion as it was.
 
-    The model directory's pointer switch comes last and cannot half-happen, so the API
-    sees either the old champion or the new one.
+    `pin=None` leaves the pin as it is. It is written before the alias moves: until then
+    it names a version that is not champion, which counts as no pin. The model
+    directory's pointer switch comes last and cannot half-happen, so the API sees either
+    the old champion or the new one.
     """
     staged = bundle.stage(settings.served_model_dir, onnx_bytes, metadata)
+    if pin is not None:
+        registry.pin(client, settings.registered_model, version if pin else None)
     client.set_registered_model_alias(settings.registered_model, registry.CHAMPION, version)
     bundle.activate(settings.served_model_dir, staged)
     return staged
 
 
-def promote_existing(client: MlflowClient, settings: Settings, version: str) -> Path:
-    """`irisops promote VERSION`: the rollback path, from what the registry holds."""
+def promote_existing(
+    client: MlflowClient, settings: Settings, version: str, *, pin: bool | None = None
+) -> Path:
+    """`irisops promote VERSION`: the rollback path, from what the registry holds.
+
+    By default a version that becomes champion is pinned, and the champion published
+    again (as `irisops up` does into an empty model directory) keeps its pin as it was.
+    """
+    name = settings.registered_model
     with tempfile.TemporaryDirectory() as tmp:
-        metadata, onnx_bytes = registry.fetch_bundle(
-            client, settings.registered_model, version, Path(tmp)
-        )
-    published = promote(client, settings, version, onnx_bytes, metadata)
-    registry.record_decision(
-        client, settings.registered_model, version, Decision(True, "promoted by hand")
-    )
+        metadata, onnx_bytes = registry.fetch_bundle(client, name, version, Path(tmp))
+    champion = registry.alias_version(client, name, registry.CHAMPION)
+    if pin is None and (champion is None or str(champion.version) != version):
+        pin = True
+    published = promote(client, settings, version, onnx_bytes, metadata, pin=pin)
+    if pin is not None:
+        reason = "promoted by hand, pinned" if pin else "promoted by hand"
+        registry.record_decision(client, name, version, Decision(True, reason))
     return published

@@ -38,11 +38,13 @@ def versions_table(
     aliases: dict[str, str],
     metrics: dict[str, dict[str, float]],
     gate_metric: str,
+    pinned: str | None = None,
 ) -> Table:
     """`aliases` maps alias -> version: version search results do not carry them."""
     by_version: dict[str, list[str]] = {}
     for alias, number in aliases.items():
-        by_version.setdefault(str(number), []).append(alias)
+        pin = " (pinned)" if alias == "champion" and str(number) == pinned else ""
+        by_version.setdefault(str(number), []).append(alias + pin)
     table = Table(title=f"{name} versions")
     for column in ("version", "aliases", gate_metric, "f1_macro", "promotion", "run"):
         table.add_column(column)
