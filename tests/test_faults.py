@@ -13,9 +13,18 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from irisops import bundle
-from tests.processes import Service, environment, free_port, irisops, running, wait_for
+from tests.processes import (
+    Service,
+    environment,
+    free_port,
+    irisops,
+    running,
+    spawn,
+    wait_for,
+)
 
 MODEL = "iris-classifier"
+HALF_A_STORE = 300_000
 
 
 class Server:
@@ -114,3 +123,25 @@ def test_a_restarted_server_keeps_runs_versions_aliases_and_artifacts(tmp_path: 
         assert [a.path for a in client.list_artifacts(run_id)] == before["artifacts"]
         downloaded = client.download_artifacts(run_id, "plots", str(tmp_path / "dl"))
         assert any(Path(downloaded).glob("*.png"))
+
+
+def test_a_server_killed_while_creating_its_store_starts_cleanly_next_time(tmp_path: Path) -> None:
+    """The first start creates the SQLite tables; a kill then must not leave half of them."""
+    server = Server(tmp_path)
+    database = tmp_path / "mlflow_data" / "mlflow.db"
+    files = [database, database.with_name("mlflow.db.partial")]
+
+    def half_created() -> bool:  # the complete store holds about 950 KB of empty tables
+        return any(path.exists() and path.stat().st_size > HALF_A_STORE for path in files)
+
+    process = spawn(
+        [sys.executable, "-m", "irisops", "tracking"], server.env(), tmp_path / "killed.log"
+    )
+    try:
+        wait_for(half_created, timeout=60, interval=0.005)
+    finally:
+        process.kill()
+        process.wait()
+    assert not database.exists(), "the store appears whole or not at all"
+    with server.running():
+        assert server.train("--n-estimators", "5").returncode == 0

@@ -26,6 +26,7 @@ CLIENT_ENV = {
 }
 
 
+SQLITE_FILE = "mlflow.db"
 ADMIN_PASSWORD = "MLFLOW_AUTH_ADMIN_PASSWORD"
 SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 
@@ -108,8 +109,30 @@ def write_auth_config(settings: Settings) -> Path:
 def prepare_state(settings: Settings) -> None:
     if settings.backend_store_uri is None:
         settings.mlflow_data_dir.mkdir(parents=True, exist_ok=True)
+        initialize_store(settings.mlflow_data_dir / SQLITE_FILE)
     if settings.artifacts_destination is None:
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+
+
+def initialize_store(database: Path) -> None:
+    """Create the SQLite backend store whole, or not at all.
+
+    `mlflow server` creates its tables on first start; stopped half-way (a `docker compose
+    down` during the first `up`), it leaves a database that no later start can open
+    ("table webhooks already exists"). So the tables are created under another name and
+    the file is renamed into place once complete; a leftover from a killed attempt is
+    started again from scratch.
+    """
+    if database.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    partial = database.with_name(f"{database.name}.partial")
+    partial.unlink(missing_ok=True)
+    # The default experiment's artifact root, as `mlflow server --serve-artifacts` sets it.
+    store = SqlAlchemyStore(f"sqlite:///{partial}", "mlflow-artifacts:/")  # type: ignore[no-untyped-call]
+    store.engine.dispose()
+    partial.replace(database)
 
 
 def configure_client() -> None:
