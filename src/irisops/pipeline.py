@@ -5,6 +5,7 @@ fails before the served model is touched: the model directory changes only in th
 last step, and only for a version that passed the promotion gate.
 """
 
+import logging
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -32,6 +33,11 @@ from irisops.registry import Decision, PromotionMode
 from irisops.tracking import configure_client, wait_for_server
 
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+# The trainer image's virtualenv has no pip, by design: MLflow would warn on every run that
+# it cannot put pip's version in the logged conda.yaml (which then names pip unversioned).
+logging.getLogger("mlflow.utils.environment").addFilter(
+    lambda record: "Failed to resolve installed pip version" not in record.getMessage()
+)
 # Passed explicitly: inferring them costs MLflow a 7 s subprocess per run.
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
