@@ -7,12 +7,16 @@ Heavy imports (MLflow, scikit-learn, uvicorn) happen inside each command, so
 import os
 import sys
 from enum import StrEnum
-from typing import Annotated, Literal, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
 from rich.console import Console
 
 from irisops.config import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 app = typer.Typer(
     help="irisops: train an Iris RandomForest, track it in MLflow, serve the champion.",
@@ -170,23 +174,30 @@ def train(
     training_summary(console, result, settings.registered_model)
 
 
+def registry_client(settings: Settings, retries: int) -> "MlflowClient":
+    """A client of a tracking server that answers, or the one-line error that says why not."""
+    from mlflow import MlflowClient
+
+    from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
+
+    configure_client()
+    try:
+        wait_for_server(settings.tracking_uri, retries, settings.tracking_backoff)
+    except TrackingUnavailable as exc:
+        raise fail(str(exc)) from None
+    return MlflowClient(settings.tracking_uri)
+
+
 @app.command()
 def models() -> None:
     """List registered versions with their aliases, metrics and promotion decisions."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from irisops.registry import TAG_PINNED
     from irisops.report import versions_table
-    from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
 
     settings = Settings()
-    configure_client()
-    try:
-        wait_for_server(settings.tracking_uri, 0, 0)
-    except TrackingUnavailable as exc:
-        raise fail(str(exc)) from None
-    client = MlflowClient(settings.tracking_uri)
+    client = registry_client(settings, 0)
     name = settings.registered_model
     try:
         model = client.get_registered_model(name)
@@ -198,6 +209,46 @@ def models() -> None:
     aliases = dict(model.aliases)
     pinned = model.tags.get(TAG_PINNED)
     console.print(versions_table(name, versions, aliases, metrics, settings.gate_metric, pinned))
+
+
+@app.command()
+def report(
+    version: Annotated[
+        str | None, typer.Argument(help="Registered version; default: the challenger.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the markdown to this file.")
+    ] = None,
+) -> None:
+    """Compare a version with the champion in markdown: metrics, the gate's decision, the run."""
+    from mlflow.exceptions import MlflowException
+
+    from irisops import registry
+    from irisops.report import comparison_markdown
+    from irisops.tracking import run_url
+
+    settings = Settings()
+    client = registry_client(settings, settings.tracking_retries)
+    name, metric = settings.registered_model, settings.gate_metric
+    try:
+        if version is None:
+            challenger = registry.alias_version(client, name, registry.CHALLENGER)
+            if challenger is None:
+                raise fail(f"{name} has no challenger yet; run `irisops train` first")
+            version = str(challenger.version)
+        candidate = registry.version_record(client, name, version)
+        champion = registry.champion(client, name, metric)
+        against = registry.version_record(client, name, champion.version) if champion else None
+        decision = registry.gate(client, name, metric, candidate)
+    except MlflowException as exc:
+        raise fail(f"cannot report on {name} v{version}: {exc.message}") from None
+    url = None
+    if candidate.run_id and candidate.experiment_id:
+        url = run_url(settings.tracking_uri, candidate.experiment_id, candidate.run_id)
+    text = comparison_markdown(name, candidate, against, decision, metric, url)
+    if output is not None:
+        output.write_text(text)
+    sys.stdout.write(text)
 
 
 @app.command()
@@ -213,31 +264,39 @@ def promote(
             show_default=False,
         ),
     ] = None,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate",
+            help="Promote only if the promotion gate passes VERSION (no pin): CI's promotion.",
+        ),
+    ] = False,
 ) -> None:
     """Make VERSION the champion and publish it to the API (the rollback path)."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from irisops import registry
     from irisops.bundle import BundleError
-    from irisops.release import promote_existing
-    from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
+    from irisops.release import promote_existing, promote_through_gate
 
+    if gate and pin is not None:
+        raise fail("--gate never pins; give --gate or --pin/--no-pin, not both")
     settings = Settings()
-    configure_client()
+    name = settings.registered_model
+    client = registry_client(settings, settings.tracking_retries)
     try:
-        wait_for_server(settings.tracking_uri, settings.tracking_retries, settings.tracking_backoff)
-        client = MlflowClient(settings.tracking_uri)
+        if gate:
+            decision = promote_through_gate(client, settings, version)
+            console.print(f"{name} v{version}: {decision.label} ({decision.reason})")
+            return
         published = promote_existing(client, settings, version, pin=pin)
-        pinned = registry.pinned_version(client, settings.registered_model) == version
-    except (TrackingUnavailable, BundleError) as exc:
+        pinned = registry.pinned_version(client, name) == version
+    except BundleError as exc:
         raise fail(str(exc)) from None
     except MlflowException as exc:
-        raise fail(
-            f"cannot promote {settings.registered_model} v{version}: {exc.message}"
-        ) from None
+        raise fail(f"cannot promote {name} v{version}: {exc.message}") from None
     state = "champion, pinned" if pinned else "champion"
-    console.print(f"{settings.registered_model} v{version} is {state}, published to {published}")
+    console.print(f"{name} v{version} is {state}, published to {published}")
 
 
 @app.command()

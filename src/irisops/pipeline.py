@@ -30,7 +30,7 @@ from irisops import __version__, data, evaluate, export, registry, release, trai
 from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata, sha256_of, write_bundle
 from irisops.config import Settings
 from irisops.registry import Decision, PromotionMode
-from irisops.tracking import configure_client, wait_for_server
+from irisops.tracking import configure_client, run_url, wait_for_server
 
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 # The trainer image's virtualenv has no pip, by design: MLflow would warn on every run that
@@ -67,10 +67,6 @@ def git_commit() -> str | None:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _log_dataset(dataset: data.Dataset, split: data.Split) -> None:

@@ -96,6 +96,36 @@ def pin(client: MlflowClient, name: str, version: str | None) -> None:
         client.delete_registered_model_tag(name, TAG_PINNED)
 
 
+@dataclass(frozen=True)
+class VersionRecord:
+    """A registered version with its run's metrics: what a comparison shows."""
+
+    version: str
+    run_id: str | None
+    experiment_id: str | None
+    metrics: dict[str, float]
+
+
+def version_record(client: MlflowClient, name: str, version: str) -> VersionRecord:
+    run_id = client.get_model_version(name, version).run_id
+    if run_id is None:
+        return VersionRecord(version, None, None, {})
+    run = client.get_run(run_id)
+    metrics = {key: float(value) for key, value in run.data.metrics.items()}
+    return VersionRecord(version, run_id, run.info.experiment_id, metrics)
+
+
+def gate(client: MlflowClient, name: str, metric: str, candidate: VersionRecord) -> Decision:
+    """What the gate decides for an already registered version (not for the champion itself)."""
+    current = champion(client, name, metric)
+    if current is not None and current.version == candidate.version:
+        return Decision(False, f"v{candidate.version} is the champion already")
+    score = candidate.metrics.get(metric)
+    if score is None:
+        return Decision(False, f"v{candidate.version} has no {metric}")
+    return decide(PromotionMode.GATE, metric, score, current)
+
+
 def version_metric(client: MlflowClient, version: ModelVersion, metric: str) -> float | None:
     if version.run_id is None:
         return None

@@ -54,3 +54,13 @@ def promote_existing(
         reason = "promoted by hand, pinned" if pin else "promoted by hand"
         registry.record_decision(client, name, version, Decision(True, reason))
     return published
+
+
+def promote_through_gate(client: MlflowClient, settings: Settings, version: str) -> Decision:
+    """Promote VERSION only if the gate passes it: CI's promotion, never a pin."""
+    name, metric = settings.registered_model, settings.gate_metric
+    decision = registry.gate(client, name, metric, registry.version_record(client, name, version))
+    if decision.promote:
+        promote_existing(client, settings, version, pin=False)
+    registry.record_decision(client, name, version, decision)
+    return decision

@@ -9,6 +9,10 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from irisops.pipeline import TrainingResult
+    from irisops.registry import Decision, VersionRecord
+
+# The first line of every comparison: a CI job finds its earlier comment by it.
+REPORT_MARKER = "<!-- irisops report -->"
 
 
 def training_summary(console: Console, result: "TrainingResult", model_name: str) -> None:
@@ -63,3 +67,33 @@ def versions_table(
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def comparison_markdown(
+    name: str,
+    candidate: "VersionRecord",
+    champion: "VersionRecord | None",
+    decision: "Decision",
+    metric: str,
+    run_url: str | None,
+) -> str:
+    """A version beside the champion, in GitHub's markdown: a job summary or a PR comment."""
+    against = f"champion v{champion.version}" if champion else "no champion yet"
+    lines = [REPORT_MARKER, f"### {name} v{candidate.version} against {against}", ""]
+    names = [m for m in candidate.metrics if m.startswith(("test_", "cv_"))]
+    names.sort(key=lambda m: (m != metric, m))
+    old = champion.metrics if champion else {}
+    column = f"v{champion.version}" if champion else "-"
+    lines += [
+        f"| metric | v{candidate.version} | {column} | change |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for m in names:
+        new, before = candidate.metrics[m], old.get(m)
+        change = "-" if before is None else f"{new - before:+.4f}"
+        lines.append(f"| {m} | {new:.4f} | {_fmt(before)} | {change} |")
+    verdict = "passes" if decision.promote else "does not pass"
+    lines += ["", f"**Gate** (`{metric}`, higher is better): {verdict}: {decision.reason}.", ""]
+    if run_url:
+        lines.append(f"**Run:** {run_url}")
+    return "\n".join(lines) + "\n"

@@ -135,6 +135,11 @@ def initialize_store(database: Path) -> None:
     partial.replace(database)
 
 
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI."""
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def configure_client() -> None:
     for name, value in CLIENT_ENV.items():
         os.environ.setdefault(name, value)

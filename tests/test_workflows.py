@@ -1,0 +1,160 @@
+"""The GitHub Actions workflows, checked here since GitHub itself cannot run them here.
+
+Each workflow validates against GitHub's schema, and follows the rules that keep it thin
+and safe: third-party actions pinned by commit SHA, least permissions per job, `run:`
+steps that only call make targets and irisops commands (which the other tests run), and
+no secret in a job that a pull request from a fork can start.
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+from irisops.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+BIN = REPO / ".venv" / "bin"
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
+NOT_A_PULL_REQUEST = "github.event_name != 'pull_request'"
+
+
+def load(path: Path) -> dict[Any, Any]:
+    document: dict[Any, Any] = yaml.safe_load(path.read_text())
+    return document
+
+
+def triggers(workflow: dict[Any, Any]) -> set[str]:
+    on = workflow[True]  # YAML 1.1 reads the key `on` as True
+    return {on} if isinstance(on, str) else set(on)
+
+
+def make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][\w-]*):", (REPO / "Makefile").read_text(), re.M))
+
+
+def fork_safe(job: dict[str, Any]) -> bool:
+    """A job a fork's pull request cannot start: its `if` excludes fork pull requests."""
+    condition = " ".join(str(job.get("if", "")).split())
+    if SAME_REPOSITORY in condition:
+        return True
+    return NOT_A_PULL_REQUEST in condition and "||" not in condition
+
+
+def test_there_are_the_four_workflows() -> None:
+    assert {path.name for path in WORKFLOWS} == {"ci.yml", "images.yml", "image.yml", "train.yml"}
+
+
+@pytest.mark.parametrize("schema", ["vendor.github-workflows"])
+def test_workflows_validate_against_githubs_schema(schema: str) -> None:
+    command = [str(BIN / "check-jsonschema"), "--builtin-schema", schema]
+    result = subprocess.run([*command, *map(str, WORKFLOWS)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dependabot_validates_and_covers_pip_docker_and_actions() -> None:
+    dependabot = REPO / ".github" / "dependabot.yml"
+    command = [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.dependabot"]
+    result = subprocess.run([*command, str(dependabot)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ecosystems = {update["package-ecosystem"] for update in load(dependabot)["updates"]}
+    assert ecosystems == {"pip", "docker", "github-actions"}
+
+
+def test_actionlint_is_clean_with_shellcheck() -> None:
+    actionlint = shutil.which("actionlint", path=f"{BIN}:/usr/local/bin:/usr/bin")
+    if actionlint is None:
+        pytest.skip(
+            "actionlint is not installed: its PyPI package downloads the binary from GitHub "
+            "at install time, which this machine cannot reach"
+        )
+    shellcheck = str(BIN / "shellcheck")
+    result = subprocess.run(
+        [actionlint, "-shellcheck", shellcheck, *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_ci_scripts_are_shellcheck_clean() -> None:
+    scripts = sorted((REPO / "ci").glob("*.sh"))
+    assert scripts
+    result = subprocess.run([str(BIN / "shellcheck"), *map(str, scripts)], capture_output=True)
+    assert result.returncode == 0, result.stdout.decode()
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_third_party_action_is_pinned_by_commit_sha_with_its_version(path: Path) -> None:
+    for line in path.read_text().splitlines():
+        match = re.match(r"^\s*(?:- )?uses: (.+)$", line)
+        if match is None or match[1].startswith("./"):
+            continue
+        assert PINNED.match(match[1]), f"{path.name}: {match[1]}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_permissions_are_none_by_default_and_granted_per_job(path: Path) -> None:
+    workflow = load(path)
+    assert workflow["permissions"] == {}, f"{path.name}: top-level permissions must be {{}}"
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"{path.name}: job {name} has no permissions"
+        granted = job["permissions"].values()
+        assert set(granted) <= {"read", "write"}, f"{path.name}: {name}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_run_steps_call_make_targets_and_irisops_commands_that_exist(path: Path) -> None:
+    targets = make_targets()
+    commands = set(typer.main.get_group(app).commands)
+    for job in load(path)["jobs"].values():
+        for step in job.get("steps", []):
+            for line in filter(None, map(str.strip, step.get("run", "").splitlines())):
+                assert not set(line) & set(";&|$`<>(){}"), f"{path.name}: `{line}` is a script"
+                words = line.split()
+                if words[0] == "make":
+                    assert words[1] in targets, f"{path.name}: no make target {words[1]}"
+                else:
+                    assert words[0].endswith("irisops"), f"{path.name}: `{line}`"
+                    assert words[1] in commands, f"{path.name}: no irisops {words[1]}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_secret_reaches_a_job_that_a_fork_pull_request_starts(path: Path) -> None:
+    workflow = load(path)
+    assert "pull_request_target" not in triggers(workflow)
+    if "pull_request" not in triggers(workflow):
+        return
+    for name, job in workflow["jobs"].items():
+        if "secrets." in yaml.safe_dump(job):
+            assert fork_safe(job), f"{path.name}: job {name} uses secrets on fork pull requests"
+
+
+def test_the_fork_rule_tells_safe_jobs_from_unsafe_ones() -> None:
+    assert fork_safe({"if": f"{NOT_A_PULL_REQUEST} || {SAME_REPOSITORY}"})
+    assert fork_safe({"if": f"github.ref == 'refs/heads/main' && {NOT_A_PULL_REQUEST}"})
+    assert not fork_safe({})
+    assert not fork_safe({"if": f"{NOT_A_PULL_REQUEST} || github.actor == 'someone'"})
+
+
+def test_only_the_production_environment_moves_the_champion() -> None:
+    jobs = load(REPO / ".github" / "workflows" / "train.yml")["jobs"]
+    promoting = {
+        name
+        for name, job in jobs.items()
+        for step in job.get("steps", [])
+        if "promote" in step.get("run", "")
+    }
+    assert promoting == {"promote"}
+    assert jobs["promote"]["environment"] == "production"
+    assert "refs/heads/main" in jobs["promote"]["if"]
+    training = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
+    assert all(run.startswith(("make train-ci", "make promote-ci")) for run in training)
