@@ -112,7 +112,7 @@ def test_one_image_per_dockerfile_target_and_nothing_dangling(documented: Docume
             "--filter",
             label,
             "--format",
-            "{{.Repository}}:{{.Tag}}",
+            "{{.Repository}}",
         ],
         capture_output=True,
         text=True,
