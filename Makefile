@@ -1,20 +1,36 @@
 # Two commands: `make run` starts the local stack, `make test` runs every check.
-# Both create and update .venv from the pinned constraints first.
+# Both create and update .venv from the pinned constraints first, with uv: `make run`
+# installs what running needs, `make test` adds the development tools.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+# uv reads the system's certificate store, as pip does (for TLS-intercepting proxies).
+export UV_SYSTEM_CERTS := 1
+RUN_STAMP := $(VENV)/.run-stamp
+STAMP := $(VENV)/.dev-stamp
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 CHROMIUM := $(VENV)/.chromium-stamp
 
 .PHONY: run test lint typecheck pytest bench clean train-ci promote-ci release
 
-$(STAMP): pyproject.toml constraints.txt
+$(UV):
+	@echo "Creating $(VENV) with $(PYTHON) and uv $(UV_VERSION)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,server,dev]'
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(RUN_STAMP): pyproject.toml constraints.txt | $(UV)
+	@echo "Installing what the stack needs (MLflow, scikit-learn, FastAPI, onnxruntime; about 200 MB the first time)"
+	$(UV) pip install --python $(BIN)/python --compile-bytecode --constraint constraints.txt --editable '.[train,server]'
 	@touch $@
 
-run: $(STAMP)
+$(STAMP): $(RUN_STAMP)
+	@echo "Adding the development tools (ruff, mypy, pytest, Playwright, Schemathesis, ...)"
+	$(UV) pip install --python $(BIN)/python --compile-bytecode --constraint constraints.txt --editable '.[train,server,dev]'
+	@touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/irisops up
 
 test: lint typecheck pytest
@@ -29,19 +45,23 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
+# Written only once a browser is there, so a failed install is tried again next time.
 $(CHROMIUM):
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-		|| echo "warning: no chromium (install Debian's package as root): browser tests will skip"
-	@touch $@
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then touch $@; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests: apt-get install chromium (as root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium && touch $@; \
+	else \
+		echo "warning: no chromium; install it (apt-get install chromium, as root): the browser tests skip, and fail with CI=true"; \
+	fi
 
 # CI's training job (ci/train.sh): train without moving `champion`, then the comparison
 # with the champion in $(SUMMARY). TRAIN_ARGS="--n-estimators 300" passes hyperparameters.
-train-ci: $(STAMP)
+train-ci: $(RUN_STAMP)
 	BIN=$(BIN) bash ci/train.sh
 
 # CI's promotion job: VERSION becomes champion only if the promotion gate passes it.
-promote-ci: $(STAMP)
+promote-ci: $(RUN_STAMP)
 	@test -n "$(VERSION)" || { echo "usage: make promote-ci VERSION=<registered version>"; exit 2; }
 	$(BIN)/irisops promote "$(VERSION)" --gate
 
