@@ -62,7 +62,7 @@ def test_the_trainer_waits_then_gives_up_on_a_server_that_is_down(tmp_path: Path
     served = bundle.current_target(server.model_dir)
     result = server.train(IRISOPS_TRACKING_RETRIES="2", IRISOPS_TRACKING_BACKOFF="0.2")
     assert result.returncode == 1
-    assert f"{server.uri} is unreachable after 3 attempts" in result.stderr
+    assert f"{server.uri} is unreachable after 3 attempts:" in result.stderr
     assert bundle.current_target(server.model_dir) == served
 
 

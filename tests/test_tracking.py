@@ -45,3 +45,12 @@ def test_unreachable_server_retries_with_backoff_then_names_the_uri() -> None:
 
 def test_a_local_store_has_nothing_to_wait_for() -> None:
     wait_for_server("sqlite:///tmp/x.db", 0, 0)
+
+
+def test_a_single_attempt_is_said_in_the_singular_and_the_message_names_the_fix() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(TrackingUnavailable) as failure:
+        wait_for_server(uri, 0, 0)
+    message = str(failure.value)
+    assert f"{uri} is unreachable after 1 attempt:" in message
+    assert "`make run`" in message and "MLFLOW_TRACKING_URI" in message

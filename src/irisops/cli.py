@@ -4,6 +4,7 @@ Heavy imports (MLflow, scikit-learn, uvicorn) happen inside each command, so
 `irisops serve` never loads the training stack and `--help` answers at once.
 """
 
+import logging
 import os
 import sys
 from enum import StrEnum
@@ -13,6 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Literal, cast
 import typer
 from rich.console import Console
 
+# Typer ships its own copy of click; its usage errors are raised from there.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+# Typer ships its own copy of click; its usage errors are raised from there.
 from irisops.config import Settings
 
 if TYPE_CHECKING:
@@ -22,55 +27,89 @@ app = typer.Typer(
     help="irisops: train an Iris RandomForest, track it in MLflow, serve the champion.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help, without boxes and type tags (`<bool>` on every flag).
+    rich_markup_mode=None,
 )
 console = Console()
 err = Console(stderr=True)
 
 
 DEBUG = "IRISOPS_DEBUG"
-CONNECTION_FAILURES = ("Max retries exceeded", "Connection refused", "ConnectionError")
+# What MLflow's client reports for a 401 or 403 from the tracking server.
+REFUSED = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+USAGE = 2
 
 
-def fail(message: str) -> typer.Exit:
+def fail(message: str, code: int = 1) -> typer.Exit:
     # soft_wrap: one line even when stderr is not a terminal (CI, docker logs).
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(1)
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def explain(exc: Exception) -> str:
     """One line a person can act on, for errors no command anticipated."""
-    text = str(exc).strip()
-    if "error code 401" in text or "error code 403" in text:
+    chain = causes(exc)
+    if any(getattr(cause, "error_code", None) in REFUSED for cause in chain):
         return (
             "the MLflow tracking server refused the credentials: set MLFLOW_TRACKING_USERNAME "
             "and MLFLOW_TRACKING_PASSWORD to a user it knows"
         )
-    if any(marker in text for marker in CONNECTION_FAILURES):
+    if any(isinstance(cause, ConnectionError) or _is_requests_connection(cause) for cause in chain):
         uri = os.environ.get("MLFLOW_TRACKING_URI") or Settings().tracking_uri
         return (
             f"the MLflow tracking server at {uri} stopped answering; "
             "check that it runs and try again"
         )
+    text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no details'}"
 
 
+def _is_requests_connection(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, requests.exceptions.ConnectionError)
+
+
 def main() -> None:
-    """The console script: unexpected errors print one line (the traceback with --debug)."""
+    """The console script: every error is one line; `--debug`, anywhere, shows tracebacks."""
+    args = sys.argv[1:]
+    if "--debug" in args:
+        args = [arg for arg in args if arg != "--debug"]
+        os.environ[DEBUG] = "1"  # inherited by the children of `irisops up`
     try:
-        app(prog_name="irisops")
+        code = app(args=args, prog_name="irisops", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        print(exc.format_message())
+        code = USAGE
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "irisops"
+        message = exc.format_message().rstrip(".")
+        code = fail(f"{message}; see `{where} --help`", USAGE).exit_code
+    except typer.Abort:
+        code = 130
     except Exception as exc:
         if os.environ.get(DEBUG):
             raise
-        raise SystemExit(fail(f"{explain(exc)} (--debug shows the traceback)").exit_code) from None
+        code = fail(f"{explain(exc)} (add --debug for the traceback)").exit_code
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 @app.callback()
 def options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks on errors (accepted anywhere).")
+    ] = False,
 ) -> None:
     """irisops: train an Iris RandomForest, track it in MLflow, serve the champion."""
-    if debug:
-        os.environ[DEBUG] = "1"  # inherited by the children of `irisops up`
 
 
 class MaxFeatures(StrEnum):
@@ -112,18 +151,32 @@ def tracking() -> None:
 @app.command()
 def train(
     n_estimators: Annotated[int, typer.Option(min=1, help="Trees in the forest.")] = 100,
-    max_depth: Annotated[int | None, typer.Option(min=1, help="Tree depth limit.")] = None,
-    min_samples_split: Annotated[int, typer.Option(min=2)] = 2,
-    min_samples_leaf: Annotated[int, typer.Option(min=1)] = 1,
+    max_depth: Annotated[
+        int | None, typer.Option(min=1, help="Tree depth limit; omit it for unlimited depth.")
+    ] = None,
+    min_samples_split: Annotated[
+        int, typer.Option(min=2, help="Samples a node needs before it may split.")
+    ] = 2,
+    min_samples_leaf: Annotated[int, typer.Option(min=1, help="Samples each leaf keeps.")] = 1,
     max_features: Annotated[
-        MaxFeatures, typer.Option(help="Features per split.")
+        MaxFeatures, typer.Option(help="Features considered at each split.")
     ] = MaxFeatures.sqrt,
-    criterion: Annotated[Criterion, typer.Option()] = Criterion.gini,
-    seed: Annotated[int, typer.Option(help="Seed of the split, the forest and the CV.")] = 42,
-    test_size: Annotated[float, typer.Option(min=0.05, max=0.5)] = 0.2,
-    cv_folds: Annotated[int, typer.Option(min=2)] = 5,
-    no_promote: Annotated[bool, typer.Option(help="Register only; never move champion.")] = False,
-    force_promote: Annotated[bool, typer.Option(help="Make this version champion.")] = False,
+    criterion: Annotated[Criterion, typer.Option(help="Split quality measure.")] = Criterion.gini,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Seed of the split, the forest and the CV.")
+    ] = 42,
+    test_size: Annotated[
+        float, typer.Option(min=0.05, max=0.5, help="Share of the data held out for testing.")
+    ] = 0.2,
+    cv_folds: Annotated[
+        int, typer.Option(min=2, help="Cross-validation folds over the training split.")
+    ] = 5,
+    no_promote: Annotated[
+        bool, typer.Option("--no-promote", help="Register only; never move champion.")
+    ] = False,
+    force_promote: Annotated[
+        bool, typer.Option("--force-promote", help="Make this version champion regardless.")
+    ] = False,
 ) -> None:
     """Train, log to MLflow, register a version, and promote it if it passes the gate."""
     if no_promote and force_promote:
@@ -135,9 +188,11 @@ def train(
     from irisops.registry import PromotionMode
     from irisops.report import training_summary
     from irisops.tracking import TrackingUnavailable
-    from irisops.train import TrainParams
+    from irisops.train import InvalidParams, TrainParams
 
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    if not os.environ.get(DEBUG):  # MLflow's own INFO and WARNING lines (--debug shows them)
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
     params = TrainParams(
         n_estimators=n_estimators,
         max_depth=max_depth,
@@ -167,6 +222,8 @@ def train(
                 console.print(f"[dim]•[/] {message}", soft_wrap=True)
 
             result = run_training(settings, params, mode, step)
+    except InvalidParams as exc:
+        raise fail(str(exc), USAGE) from None
     except TrackingUnavailable as exc:
         raise fail(str(exc)) from None
     except ParityError as exc:
@@ -180,9 +237,17 @@ def registry_client(settings: Settings, retries: int) -> "MlflowClient":
 
     from irisops.tracking import TrackingUnavailable, configure_client, wait_for_server
 
+    def waiting(attempt: int, delay: float) -> None:
+        err.print(
+            f"tracking server at {settings.tracking_uri} not answering; "
+            f"retry {attempt}/{retries} in {delay:.1f} s",
+            soft_wrap=True,
+            highlight=False,
+        )
+
     configure_client()
     try:
-        wait_for_server(settings.tracking_uri, retries, settings.tracking_backoff)
+        wait_for_server(settings.tracking_uri, retries, settings.tracking_backoff, waiting)
     except TrackingUnavailable as exc:
         raise fail(str(exc)) from None
     return MlflowClient(settings.tracking_uri)
@@ -280,7 +345,10 @@ def promote(
     from irisops.release import promote_existing, promote_through_gate
 
     if gate and pin is not None:
-        raise fail("--gate never pins; give --gate or --pin/--no-pin, not both")
+        raise fail("--gate never pins; give --gate or --pin/--no-pin, not both", USAGE)
+    version = version.removeprefix("v")
+    if not version.isdigit():
+        raise fail("VERSION is a number such as 3 (or v3); `irisops models` lists them", USAGE)
     settings = Settings()
     name = settings.registered_model
     client = registry_client(settings, settings.tracking_retries)
@@ -294,7 +362,11 @@ def promote(
     except BundleError as exc:
         raise fail(str(exc)) from None
     except MlflowException as exc:
-        raise fail(f"cannot promote {name} v{version}: {exc.message}") from None
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise fail(f"cannot promote {name} v{version}: {exc.message}") from None
+        known = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        listed = ", ".join(map(str, known)) or "none yet"
+        raise fail(f"{name} has no version {version}; its versions: {listed}") from None
     state = "champion, pinned" if pinned else "champion"
     console.print(f"{name} v{version} is {state}, published to {published}")
 

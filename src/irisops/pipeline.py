@@ -131,6 +131,9 @@ def run_training(
     step: Callable[[str], None] = _silent,
 ) -> TrainingResult:
     """`step` hears each stage as it starts: the CLI shows them as progress."""
+    dataset = data.load()
+    split = data.split(dataset, params.test_size, params.seed)
+    train.check(params, split)
     configure_client()
     step(f"connecting to the tracking server at {settings.tracking_uri}")
     wait_for_server(
@@ -145,9 +148,6 @@ def run_training(
     mlflow.set_tracking_uri(settings.tracking_uri)
     experiment = mlflow.set_experiment(settings.experiment)
     client = MlflowClient(settings.tracking_uri)
-
-    dataset = data.load()
-    split = data.split(dataset, params.test_size, params.seed)
     tags = {"irisops.version": __version__}
     if commit := git_commit():
         tags["git_commit"] = commit

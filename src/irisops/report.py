@@ -29,7 +29,7 @@ def training_summary(console: Console, result: "TrainingResult", model_name: str
     )
     console.print(table)
     colour = "green" if result.decision.promote else "yellow"
-    console.print(f"Run:      {result.run_url}")
+    console.print(f"Run:      {result.run_url}", soft_wrap=True)
     console.print(f"Version:  {model_name} v{result.version} (alias challenger)")
     console.print(f"Decision: [{colour}]{result.decision.label}[/] ({result.decision.reason})")
     if result.published:

@@ -170,7 +170,9 @@ def wait_for_server(
             delay = min(backoff * 2**attempt, 10.0)
             on_retry(attempt + 1, delay)
             sleep(delay)
+    attempts = f"{retries + 1} attempt{'s' if retries else ''}"
     raise TrackingUnavailable(
-        f"MLflow tracking server at {uri} is unreachable after {retries + 1} attempts "
-        "(set MLFLOW_TRACKING_URI, or start it with `irisops tracking`)"
+        f"MLflow tracking server at {uri} is unreachable after {attempts}: start it with "
+        "`make run` or `irisops up` (the tracking server alone: `irisops tracking`), or set "
+        "MLFLOW_TRACKING_URI (or IRISOPS_TRACKING_PORT) to where it listens"
     )

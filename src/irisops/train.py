@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
 from irisops.data import Split
@@ -23,6 +24,20 @@ class TrainParams:
     def as_params(self) -> dict[str, Any]:
         """Every hyperparameter and split parameter, as logged to MLflow."""
         return asdict(self)
+
+
+class InvalidParams(ValueError):
+    """Options that cannot work with this data; the message names the valid range."""
+
+
+def check(params: TrainParams, split: Split) -> None:
+    """Refuse, before any run exists, what scikit-learn would refuse half-way through a run."""
+    smallest = int(np.bincount(np.asarray(split.y_train)).min())
+    if params.cv_folds > smallest:
+        raise InvalidParams(
+            f"--cv-folds {params.cv_folds} is more than the {smallest} training samples of the "
+            f"smallest class (with --test-size {params.test_size}); use 2 to {smallest}"
+        )
 
 
 def build(params: TrainParams) -> RandomForestClassifier:
