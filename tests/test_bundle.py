@@ -1,5 +1,6 @@
 """The served-model bundle: verified on read, published atomically."""
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +10,10 @@ from irisops import bundle
 from irisops.bundle import BundleError, BundleMetadata
 
 ONNX = b"not really onnx, but bytes with a checksum"
+
+
+# Enough switches for a reader to land between an unlink and a symlink, were there one.
+SWITCHES = 5_000
 
 
 def metadata(version: str = "1", payload: bytes = ONNX) -> BundleMetadata:
@@ -94,3 +99,27 @@ def test_a_bundle_that_fails_verification_is_never_staged(tmp_path: Path) -> Non
     with pytest.raises(BundleError):
         bundle.stage(tmp_path, ONNX, metadata(payload=b"other bytes"))
     assert list((tmp_path / bundle.VERSIONS).iterdir()) == []
+
+
+def test_a_reader_never_finds_current_missing_while_it_is_switched(tmp_path: Path) -> None:
+    """`current` is replaced by one rename: readers see the old target or the new, never none."""
+    staged = [publish(tmp_path, version) for version in ("1", "2")]
+    misses: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                (tmp_path / bundle.CURRENT / bundle.MODEL_FILE).open("rb").close()
+            except OSError as exc:
+                misses.append(repr(exc))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for flip in range(SWITCHES):
+            bundle.activate(tmp_path, staged[flip % 2])
+    finally:
+        stop.set()
+        reader.join()
+    assert misses == []

@@ -1,8 +1,11 @@
 """Model behaviour: what a trained forest must get right, and its export must reproduce."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from irisops import data, evaluate, export, train
 from irisops.runtime import OnnxClassifier
@@ -50,10 +53,17 @@ def test_test_metrics_are_high_and_complete(
 
 
 def test_cross_validation_uses_the_training_set_only(dataset: data.Dataset) -> None:
+    """The folds are the training split's, recomputed here; the test rows change nothing."""
     params = train.TrainParams(n_estimators=10, cv_folds=3)
-    scores = evaluate.cross_validation(data.split(dataset, 0.2, 42), params)
-    assert 0.8 <= scores["cv_accuracy_mean"] <= 1.0
-    assert scores["cv_accuracy_std"] >= 0.0
+    split = data.split(dataset, 0.2, 42)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=params.seed)
+    expected = cross_val_score(train.build(params), split.X_train, split.y_train, cv=folds)
+    scores = evaluate.cross_validation(split, params)
+    assert scores["cv_accuracy_mean"] == pytest.approx(float(np.mean(expected)))
+    assert scores["cv_accuracy_std"] == pytest.approx(float(np.std(expected)))
+    # Test rows that would make every fold fail if they were used: labels all wrong.
+    poisoned = replace(split, y_test=(split.y_test + 1) % 3)
+    assert evaluate.cross_validation(poisoned, params) == scores
 
 
 def test_the_onnx_export_matches_scikit_learn_on_10000_random_points(
