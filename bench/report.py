@@ -103,7 +103,7 @@ def targets(r: dict[str, Any]) -> list[Target]:
         ),
         Target(
             7,
-            "`/predict` req/s with per-request telemetry vs without (issue 6)",
+            "`/predict` req/s with per-request telemetry vs without",
             "≥ 90%",
             f"{kept:.0%}",
             kept >= 0.9 and switched,

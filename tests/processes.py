@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT = 90.0
-# The seed README's prediction request body.
+# The prediction request body of the original project description.
 SEED_BODY = '{"features":[5.1,3.5,1.4,0.2]}'
 
 
@@ -121,7 +121,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float
 
 
 def curl(*args: str) -> str:
-    """The real curl binary, as the seed README's commands use it; fails on any HTTP error."""
+    """The real curl binary, as the documented commands use it; fails on any HTTP error."""
     return subprocess.run(
         ["curl", "-sS", "--fail-with-body", *args], capture_output=True, text=True, check=True
     ).stdout

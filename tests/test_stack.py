@@ -1,4 +1,4 @@
-"""`irisops up` end to end: the seed's curl commands, persistence, clean shutdown, busy ports."""
+"""`irisops up` end to end: the documented curl commands, persistence, clean stop, busy ports."""
 
 import shutil
 import signal
@@ -82,7 +82,7 @@ def first_up(home: Path, ports: tuple[int, int]) -> Iterator[tuple[Up, list[psut
         up.close(children)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the seed's commands need curl")
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the documented commands need curl")
 def test_the_seeds_curl_commands_work_verbatim(first_up: tuple[Up, list[psutil.Process]]) -> None:
     up, _ = first_up
     assert '"status":"ok"' in curl(f"{up.api}/health")

@@ -129,7 +129,7 @@ def test_missing_model_dir_is_not_fatal(
 
 @dataclass
 class Hammer:
-    """A client thread posting the seed request until told to stop (or a bounded count)."""
+    """A client thread posting the documented request until told to stop (or a bounded count)."""
 
     url: str
     max_requests: int = 2_000

@@ -27,7 +27,7 @@ DEFAULT_MAX_ROWS = 10_000
 
 
 def assert_seed_prediction(body: dict[str, Any], version: str = "1") -> None:
-    """The seed row is a setosa, and the answer says which model gave it."""
+    """The documented row is a setosa, and the answer says which model gave it."""
     assert body["prediction"] == "setosa"
     assert body["class_id"] == 0
     probabilities = body["probabilities"]
@@ -49,7 +49,7 @@ def assert_client_error(response: httpx.Response, status: int, *fragments: str) 
     return detail
 
 
-# --- The seed's request ------------------------------------------------------------------
+# --- The documented request -------------------------------------------------------------
 
 
 class TestSeedRequest:
@@ -90,7 +90,7 @@ class TestSeedRequest:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 class TestSeedCurl:
-    """The seed's exact command lines, run by the real curl binary."""
+    """The original project description's exact command lines, run by the real curl binary."""
 
     def curl(self, command: str) -> dict[str, Any]:
         result = subprocess.run(

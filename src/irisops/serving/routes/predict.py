@@ -1,7 +1,7 @@
 """The prediction routes.
 
 They read the raw body and validate it with one pydantic-core call instead of
-declaring a body parameter, for two reasons: the seed's `curl -d` sends no JSON
+declaring a body parameter, for two reasons: the original `curl -d` sends no JSON
 content type, which FastAPI would refuse to parse as JSON; and parsing plus
 validation in Rust is the fastest path there is. The OpenAPI schema is declared by
 hand (`request_body`), so /docs still shows and validates the body.
