@@ -289,6 +289,7 @@ def report(
     from mlflow.exceptions import MlflowException
 
     from irisops import registry
+    from irisops.comparison import gate
     from irisops.report import comparison_markdown
     from irisops.tracking import run_url
 
@@ -304,7 +305,7 @@ def report(
         candidate = registry.version_record(client, name, version)
         champion = registry.champion(client, name, metric)
         against = registry.version_record(client, name, champion.version) if champion else None
-        decision = registry.gate(client, name, metric, candidate)
+        decision = gate(client, settings, candidate)
     except MlflowException as exc:
         raise fail(f"cannot report on {name} v{version}: {exc.message}") from None
     url = None

@@ -1,6 +1,7 @@
 """Test-set metrics, cross-validation and the plots a reviewer looks at in the MLflow UI."""
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.figure import Figure
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import (
@@ -18,16 +19,26 @@ from irisops.train import TrainParams, build
 
 
 def test_metrics(model: RandomForestClassifier, split: Split) -> dict[str, float]:
-    predicted = model.predict(split.X_test)
-    probabilities = model.predict_proba(split.X_test)
+    return scores(split.y_test, model.predict_proba(split.X_test))
+
+
+def scores(
+    labels: npt.NDArray[np.int64], probabilities: npt.NDArray[np.floating]
+) -> dict[str, float]:
+    """The test metrics of any model's class probabilities (columns in class-id order)."""
+    # float32 probabilities from onnxruntime can sum to 1 + 1e-7; log loss wants exact ones.
+    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    predicted = np.argmax(probabilities, axis=1)
+    classes = np.arange(probabilities.shape[1])
     return {
-        "test_accuracy": float(accuracy_score(split.y_test, predicted)),
-        "test_f1_macro": float(f1_score(split.y_test, predicted, average="macro")),
+        "test_accuracy": float(accuracy_score(labels, predicted)),
+        "test_f1_macro": float(f1_score(labels, predicted, average="macro")),
         "test_precision_macro": float(
-            precision_score(split.y_test, predicted, average="macro", zero_division=0)
+            precision_score(labels, predicted, average="macro", zero_division=0)
         ),
-        "test_recall_macro": float(recall_score(split.y_test, predicted, average="macro")),
-        "test_log_loss": float(log_loss(split.y_test, probabilities, labels=model.classes_)),
+        "test_recall_macro": float(recall_score(labels, predicted, average="macro")),
+        "test_log_loss": float(log_loss(labels, probabilities, labels=classes)),
     }
 
 

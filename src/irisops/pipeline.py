@@ -26,7 +26,7 @@ from mlflow.data.pandas_dataset import from_pandas
 from mlflow.models import infer_signature
 from sklearn.ensemble import RandomForestClassifier
 
-from irisops import __version__, data, evaluate, export, registry, release, train
+from irisops import __version__, comparison, data, evaluate, export, registry, release, train
 from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata, sha256_of, write_bundle
 from irisops.config import Settings
 from irisops.registry import Decision, PromotionMode
@@ -191,8 +191,9 @@ def run_training(
 
         step(f"comparing v{version} with the champion on {settings.gate_metric}")
         metric = settings.gate_metric
-        champion = registry.champion(client, settings.registered_model, metric)
+        champion = comparison.rescored_champion(client, settings, split)
         decision = registry.decide(mode, metric, metrics[metric], champion)
+        comparison.record(client, settings, version, champion, split)
         registry.record_decision(client, settings.registered_model, version, decision)
         published = None
         if decision.promote:

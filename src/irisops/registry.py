@@ -43,6 +43,8 @@ class Champion:
     score: float | None
     # Chosen by hand: a rollback must outlive the next scheduled or `docker compose up` run.
     pinned: bool = False
+    # The data `score` was measured on, when not the champion's own test split.
+    basis: str = ""
 
 
 def decide(mode: PromotionMode, metric: str, score: float, champion: Champion | None) -> Decision:
@@ -60,9 +62,10 @@ def decide(mode: PromotionMode, metric: str, score: float, champion: Champion | 
         )
     if best is None:
         return Decision(True, f"champion v{version} has no {metric} to compare")
+    basis = f" {champion.basis}" if champion.basis else ""
     if score >= best:
-        return Decision(True, f"{metric} {score:.4f} >= champion v{version}'s {best:.4f}")
-    return Decision(False, f"{metric} {score:.4f} < champion v{version}'s {best:.4f}")
+        return Decision(True, f"{metric} {score:.4f} >= champion v{version}'s {best:.4f}{basis}")
+    return Decision(False, f"{metric} {score:.4f} < champion v{version}'s {best:.4f}{basis}")
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -113,17 +116,6 @@ def version_record(client: MlflowClient, name: str, version: str) -> VersionReco
     run = client.get_run(run_id)
     metrics = {key: float(value) for key, value in run.data.metrics.items()}
     return VersionRecord(version, run_id, run.info.experiment_id, metrics)
-
-
-def gate(client: MlflowClient, name: str, metric: str, candidate: VersionRecord) -> Decision:
-    """What the gate decides for an already registered version (not for the champion itself)."""
-    current = champion(client, name, metric)
-    if current is not None and current.version == candidate.version:
-        return Decision(False, f"v{candidate.version} is the champion already")
-    score = candidate.metrics.get(metric)
-    if score is None:
-        return Decision(False, f"v{candidate.version} has no {metric}")
-    return decide(PromotionMode.GATE, metric, score, current)
 
 
 def version_metric(client: MlflowClient, version: ModelVersion, metric: str) -> float | None:

@@ -58,8 +58,10 @@ def promote_existing(
 
 def promote_through_gate(client: MlflowClient, settings: Settings, version: str) -> Decision:
     """Promote VERSION only if the gate passes it: CI's promotion, never a pin."""
-    name, metric = settings.registered_model, settings.gate_metric
-    decision = registry.gate(client, name, metric, registry.version_record(client, name, version))
+    from irisops.comparison import gate  # needs the train extra: it re-reads the data
+
+    name = settings.registered_model
+    decision = gate(client, settings, registry.version_record(client, name, version))
     if decision.promote:
         promote_existing(client, settings, version, pin=False)
     registry.record_decision(client, name, version, decision)
