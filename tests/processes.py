@@ -111,6 +111,16 @@ def running(
         service.stop()
 
 
+def serving_version(service: Service, version: str) -> Callable[[], bool]:
+    """A `wait_for` condition: the API answers /ready with this model version."""
+
+    def check() -> bool:
+        response = httpx.get(service.url + "/ready", timeout=10)
+        return response.status_code == 200 and response.json()["model_version"] == version
+
+    return check
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

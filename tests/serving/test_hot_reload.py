@@ -24,27 +24,14 @@ import pytest
 from irisops import bundle
 from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata
 from tests.conftest import ApiFactory, Champion, Tracking
-from tests.processes import Service, environment, wait_for
-
-SEED_BODY = b'{"features":[5.1,3.5,1.4,0.2]}'
-RELOAD_TIMEOUT = 15.0
-
-
-def publish(model_dir: Path, onnx_bytes: bytes, metadata: BundleMetadata) -> Path:
-    """Publish as the trainer does: stage a complete bundle, then swap `current` to it."""
-    staged = bundle.stage(model_dir, onnx_bytes, metadata)
-    bundle.activate(model_dir, staged)
-    return staged
-
-
-def champion_bundle(champion: Champion) -> tuple[bytes, BundleMetadata]:
-    """The champion's bundle, read from the shared directory (which is never written to)."""
-    _, metadata, onnx_bytes = bundle.read_current(champion.model_dir)
-    return onnx_bytes, metadata
-
-
-def as_version(metadata: BundleMetadata, version: str) -> BundleMetadata:
-    return metadata.model_copy(update={"version": version})
+from tests.processes import SEED_BODY, Service, environment, serving_version, wait_for
+from tests.serving.publishing import (
+    RELOAD_TIMEOUT,
+    as_version,
+    champion_bundle,
+    publish,
+    truncated_onnx,
+)
 
 
 def get_json(service: Service, path: str) -> tuple[int, Any]:
@@ -54,14 +41,6 @@ def get_json(service: Service, path: str) -> tuple[int, Any]:
 
 def predict(service: Service) -> httpx.Response:
     return httpx.post(service.url + "/predict", content=SEED_BODY, timeout=10)
-
-
-def serving_version(service: Service, version: str) -> Callable[[], bool]:
-    def check() -> bool:
-        status, body = get_json(service, "/ready")
-        return status == 200 and body["model_version"] == version
-
-    return check
 
 
 @pytest.fixture
@@ -208,11 +187,6 @@ def test_swap_is_logged(serving_v1: Service, champion: Champion, model_dir: Path
 
 
 # --- Broken bundles ------------------------------------------------------------------------
-
-
-def truncated_onnx(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
-    (directory / METADATA_FILE).write_text(metadata.model_dump_json())
-    (directory / MODEL_FILE).write_bytes(onnx_bytes[: len(onnx_bytes) // 2])
 
 
 def missing_metadata(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:

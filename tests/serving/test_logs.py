@@ -23,17 +23,15 @@ from irisops.config import Settings
 from irisops.serving.app import create_app
 from irisops.serving.logs import JsonFormatter
 from tests.conftest import ApiFactory, Champion, Tracking
-from tests.processes import Service, free_port, running, wait_for
-from tests.serving.test_hot_reload import (
+from tests.processes import SEED_BODY, Service, free_port, running, serving_version, wait_for
+from tests.serving.publishing import (
     RELOAD_TIMEOUT,
     as_version,
     champion_bundle,
     publish,
-    serving_version,
     truncated_onnx,
 )
 
-SEED_BODY = b'{"features":[5.1,3.5,1.4,0.2]}'
 API_KEY = "log-test-secret-key"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -18,13 +18,12 @@ from irisops.bundle import read_current
 from irisops.config import Settings
 from irisops.serving.app import create_app
 from tests.conftest import ApiFactory, Champion, Tracking
-from tests.processes import wait_for
-from tests.serving.test_hot_reload import (
+from tests.processes import serving_version, wait_for
+from tests.serving.publishing import (
     RELOAD_TIMEOUT,
     as_version,
     champion_bundle,
     publish,
-    serving_version,
     truncated_onnx,
 )
 

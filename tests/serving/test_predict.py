@@ -17,9 +17,8 @@ import pytest
 
 from irisops.bundle import read_current, sha256_of
 from tests.conftest import ApiFactory, Champion, Tracking
-from tests.processes import Service
+from tests.processes import SEED_BODY, Service
 
-SEED_BODY = '{"features":[5.1,3.5,1.4,0.2]}'
 SEED_ROW = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA_ROW = [6.7, 3.0, 5.2, 2.3]
 CLASS_NAMES = ["setosa", "versicolor", "virginica"]

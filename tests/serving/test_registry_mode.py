@@ -8,7 +8,7 @@ Every command that publishes does so into a model directory of its own: the sess
 champion's directory is never written to.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,9 @@ import pytest
 
 from irisops.bundle import current_target
 from tests.conftest import ApiFactory, Champion, Tracking
-from tests.processes import Service, irisops, wait_for
+from tests.processes import SEED_BODY, Service, irisops, serving_version, wait_for
 
 MODEL = "iris-classifier"
-SEED_BODY = b'{"features":[5.1,3.5,1.4,0.2]}'
 SWITCH_TIMEOUT = 60.0
 
 
@@ -42,14 +41,6 @@ def ready(service: Service) -> tuple[int, dict[str, Any]]:
     response = httpx.get(service.url + "/ready", timeout=10)
     body: dict[str, Any] = response.json()
     return response.status_code, body
-
-
-def serving_version(service: Service, version: str) -> Callable[[], bool]:
-    def check() -> bool:
-        status, body = ready(service)
-        return status == 200 and body["model_version"] == version
-
-    return check
 
 
 def predicted_version(service: Service) -> str:

@@ -26,7 +26,7 @@ from irisops import bundle
 from irisops.bundle import BundleMetadata
 from irisops.runtime import OnnxClassifier
 from tests.conftest import ApiFactory, Tracking
-from tests.processes import Service, irisops, wait_for
+from tests.processes import irisops, serving_version, wait_for
 
 MODEL = "iris-swap-test"
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.7, 5.1, 1.6], [6.3, 2.8, 5.1, 1.5], [5.9, 3.0, 4.2, 1.5]]
@@ -138,14 +138,6 @@ class Load:
                 thread.join(30)
 
 
-def serving(service: Service, version: str) -> Callable[[], bool]:
-    def check() -> bool:
-        response = httpx.get(service.url + "/ready", timeout=10)
-        return response.status_code == 200 and response.json()["model_version"] == version
-
-    return check
-
-
 def assert_clean(load: Load, figures: dict[str, object], name: str) -> None:
     figures[name] = {"swaps": SWAPS, "requests": load.requests, "failures": len(load.failures)}
     assert load.failures == [], load.failures[:5]
@@ -171,7 +163,7 @@ def test_swaps_through_the_model_directory(
             published = models[version]
             staged = bundle.stage(model_dir, published.onnx_bytes, published.metadata)
             bundle.activate(model_dir, staged)
-            wait_for(serving(service, version), timeout=deadline - time.monotonic())
+            wait_for(serving_version(service, version), timeout=deadline - time.monotonic())
             time.sleep(0.3)  # let the clients see this version for a while
     assert_clean(load, figures, "swaps_model_directory")
     assert "now serving model version" in service.output()
@@ -193,6 +185,6 @@ def test_swaps_through_alias_moves_in_registry_mode(
         for swap in range(SWAPS):
             version = "2" if swap % 2 == 0 else "1"
             client.set_registered_model_alias(MODEL, "champion", version)
-            wait_for(serving(service, version), timeout=deadline - time.monotonic())
+            wait_for(serving_version(service, version), timeout=deadline - time.monotonic())
             time.sleep(0.3)
     assert_clean(load, figures, "swaps_registry_alias")
