@@ -33,17 +33,21 @@ def rescored_champion(
 ) -> Champion | None:
     """The champion, with its score on `split`'s test rows instead of its own."""
     current = registry.champion(client, settings.registered_model, settings.gate_metric)
-    if current is None:
-        return None
+    return None if current is None else rescore(client, settings, current, split)
+
+
+def rescore(
+    client: MlflowClient, settings: Settings, champion: Champion, split: data.Split
+) -> Champion:
     with tempfile.TemporaryDirectory() as tmp:
         _, onnx_bytes = registry.fetch_bundle(
-            client, settings.registered_model, current.version, Path(tmp)
+            client, settings.registered_model, champion.version, Path(tmp)
         )
     rows = split.X_test.to_numpy(np.float32)
     probabilities = OnnxClassifier(onnx_bytes).predict_proba(rows)
     score = evaluate.scores(split.y_test, probabilities)[settings.gate_metric]
     basis = f"on the same test split (sha256 {split_digest(split)[:12]})"
-    return replace(current, score=score, basis=basis)
+    return replace(champion, score=score, basis=basis)
 
 
 def record(
@@ -69,8 +73,7 @@ def gate(client: MlflowClient, settings: Settings, candidate: VersionRecord) -> 
     score = candidate.metrics.get(metric)
     if score is None or candidate.run_id is None:
         return Decision(False, f"v{candidate.version} has no {metric}")
-    params = client.get_run(candidate.run_id).data.params
+    params = candidate.params
     split = data.split(data.load(), float(params["test_size"]), int(params["seed"]))
-    return registry.decide(
-        PromotionMode.GATE, metric, score, rescored_champion(client, settings, split)
-    )
+    champion = None if current is None else rescore(client, settings, current, split)
+    return registry.decide(PromotionMode.GATE, metric, score, champion)

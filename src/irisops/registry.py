@@ -101,21 +101,22 @@ def pin(client: MlflowClient, name: str, version: str | None) -> None:
 
 @dataclass(frozen=True)
 class VersionRecord:
-    """A registered version with its run's metrics: what a comparison shows."""
+    """A registered version with its run's metrics and parameters: what a comparison needs."""
 
     version: str
     run_id: str | None
     experiment_id: str | None
     metrics: dict[str, float]
+    params: dict[str, str]
 
 
 def version_record(client: MlflowClient, name: str, version: str) -> VersionRecord:
     run_id = client.get_model_version(name, version).run_id
     if run_id is None:
-        return VersionRecord(version, None, None, {})
+        return VersionRecord(version, None, None, {}, {})
     run = client.get_run(run_id)
     metrics = {key: float(value) for key, value in run.data.metrics.items()}
-    return VersionRecord(version, run_id, run.info.experiment_id, metrics)
+    return VersionRecord(version, run_id, run.info.experiment_id, metrics, dict(run.data.params))
 
 
 def version_metric(client: MlflowClient, version: ModelVersion, metric: str) -> float | None:
