@@ -112,7 +112,3 @@ class Settings(BaseSettings):
     @property
     def artifacts_root(self) -> str:
         return self.artifacts_destination or str(self.mlflow_artifacts_dir)
-
-    @property
-    def champion_uri(self) -> str:
-        return f"models:/{self.registered_model}@champion"

@@ -253,7 +253,7 @@ def input_with(**changes: Any) -> dict[str, Any]:
 
 
 BAD_REQUESTS = [
-    pytest.param({}, ["inputs", "Field required"], id="no-inputs"),
+    pytest.param({}, ["inputs is required"], id="no-inputs"),
     pytest.param({"inputs": []}, ["inputs", "at least 1"], id="empty-inputs"),
     pytest.param(
         {"inputs": [tensor(SEED_ROW, [1, 4]), tensor(SEED_ROW, [1, 4])]},
@@ -285,10 +285,14 @@ BAD_REQUESTS = [
         ["row 0, feature 2", "not a finite FP32 number"],
         id="beyond-fp32",
     ),
-    pytest.param(input_with(shape=[-1, 4]), ["shape[0]", "greater than or equal to 0"], id="-1"),
-    pytest.param(input_with(shape=[1.5, 4]), ["shape[0]", "integer"], id="float-shape"),
+    pytest.param(input_with(shape=[-1, 4]), ["shape[0] must be 0 or more, got -1"], id="-1"),
+    pytest.param(
+        input_with(shape=[1.5, 4]), ["shape[0] must be a whole number, got 1.5"], id="float-shape"
+    ),
     pytest.param(input_with(data=None), ["no data"], id="no-data"),
-    pytest.param(input_with(data="5.1,3.5,1.4,0.2"), ["data", "array"], id="csv-data"),
+    pytest.param(
+        input_with(data="5.1,3.5,1.4,0.2"), ["data must be a list, got the string"], id="csv-data"
+    ),
     pytest.param(
         {**input_with(), "outputs": [{"name": "scores"}]},
         ["unknown output 'scores'", "label", "probabilities"],
@@ -299,7 +303,7 @@ BAD_REQUESTS = [
         ["binary_data_output", "true or false"],
         id="non-boolean-flag",
     ),
-    pytest.param({**input_with(), "id": 42}, ["id", "string"], id="numeric-id"),
+    pytest.param({**input_with(), "id": 42}, ["id must be a string, got 42"], id="numeric-id"),
 ]
 
 

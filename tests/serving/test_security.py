@@ -1,15 +1,73 @@
 """Who gets in: the optional API key, CORS closed by default, and the body-size limit."""
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
+from starlette.testclient import TestClient
 
+from irisops.config import Settings
+from irisops.serving.app import create_app
 from tests.conftest import ApiFactory, Champion, Tracking
 from tests.processes import Service, free_port, running
 
 KEY = "k3y-for-tests-0123456789"
 SEED = {"features": [5.1, 3.5, 1.4, 0.2]}
+
+
+# Open without the key, by design: probes, the Prometheus scrape, discovery and the docs.
+OPEN = {
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/v2"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", "/v2/models/{name}/ready"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready"),
+}
+DOCS = ("/docs", "/redoc", "/openapi.json")
+
+
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[TestClient]:
+    """The API in this process, with a key and no model: the key is checked before the model."""
+    settings = Settings(home=tmp_path, model_dir=tmp_path / "empty", api_key=SecretStr(KEY))
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def operations(schema: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
+
+
+def concrete(path: str) -> str:
+    return path.replace("{name}", "iris-classifier").replace("{version}", "1")
+
+
+def test_every_route_needs_the_key_unless_it_is_declared_open(in_process: TestClient) -> None:
+    documented = operations(in_process.get("/openapi.json").json())
+    assert OPEN.issubset(documented)
+    for method, path in documented:
+        status = in_process.request(method, concrete(path)).status_code
+        assert (status != 401) == ((method, path) in OPEN), (method, path, status)
+        keyed = in_process.request(method, concrete(path), headers={"X-API-Key": KEY})
+        assert keyed.status_code != 401, (method, path)
+
+
+def test_openapi_marks_exactly_the_keyed_routes(in_process: TestClient) -> None:
+    schema = in_process.get("/openapi.json").json()
+    for method, path in operations(schema):
+        secured = "security" in schema["paths"][path][method.lower()]
+        assert secured == ((method, path) not in OPEN), (method, path)
+
+
+@pytest.mark.parametrize("path", DOCS)
+def test_the_docs_stay_open(in_process: TestClient, path: str) -> None:
+    assert in_process.get(path).status_code == 200
 
 
 @pytest.fixture(scope="module")

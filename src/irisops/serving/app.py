@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from irisops import __version__
 from irisops.config import Settings
-from irisops.serving import errors, security
+from irisops.serving import handlers, security
 from irisops.serving.metrics import Metrics
 from irisops.serving.routes import health, metrics, model, predict, v2
 from irisops.serving.sources import DirectorySource, ModelSource, RegistrySource
@@ -21,6 +21,8 @@ DESCRIPTION = """
 Predicts the Iris species from four measurements (cm) with the champion model from
 the MLflow registry. Bad input gets a 4xx that names the field and the problem.
 """
+
+ROUTERS = (predict.router, health.router, model.router, metrics.router, v2.router)
 
 
 def model_source(settings: Settings) -> ModelSource:
@@ -54,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     key = settings.api_key
     app.state.api_key = None if key is None else key.get_secret_value().encode()
     if key is not None:
-        security.document_api_key(app)
+        security.document_api_key(app, ROUTERS)
     if origins := settings.cors_origin_list:
         # Closed unless configured: browsers on other origins get no CORS headers at all.
         app.add_middleware(
@@ -73,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             served_version=lambda: None if (served := store.model) is None else served.version,
             access_log=settings.access_log_enabled,
         )
-    errors.install(app)
-    for router in (predict.router, health.router, model.router, metrics.router, v2.router):
+    handlers.install(app)
+    for router in ROUTERS:
         app.include_router(router)
     return app

@@ -34,8 +34,9 @@ from pydantic import (
 
 from irisops import __version__
 from irisops.runtime import LoadedModel
-from irisops.serving.errors import ApiError, from_validation
+from irisops.serving.errors import ApiError
 from irisops.serving.schemas import FEATURES, SEED_EXAMPLE
+from irisops.serving.validation import refusal
 
 SERVER = "irisops"
 EXTENSIONS = ["binary_tensor_data"]
@@ -204,7 +205,7 @@ def parse(header: bytes) -> InferenceRequest:
             {**e, "loc": tuple(p for i, p in enumerate(e["loc"]) if not _is_tag(e["loc"], i))}
             for e in exc.errors()
         ]
-        raise bad(from_validation(errors).detail) from None
+        raise bad(refusal(errors).detail) from None
 
 
 def _is_tag(loc: tuple[int | str, ...], index: int) -> bool:

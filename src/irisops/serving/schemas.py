@@ -71,11 +71,11 @@ class BatchPrediction(BaseModel):
 
 class FieldError(BaseModel):
     field: str = Field(examples=["features[3]"])
-    message: str = Field(examples=["Input should be a finite number"])
+    message: str = Field(examples=["must be a finite number, got NaN"])
 
 
 class ErrorResponse(BaseModel):
-    detail: str = Field(examples=["features[3]: Input should be a finite number"])
+    detail: str = Field(examples=["features[3] must be a finite number, got NaN"])
     errors: list[FieldError] = []
 
 

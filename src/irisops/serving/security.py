@@ -6,12 +6,16 @@ no repr or log line can print it.
 """
 
 import hmac
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 
 from irisops.serving.errors import ApiError
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+OPEN = "irisops_open_access"
 KEY_HINT = "send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 
 
@@ -34,35 +38,54 @@ def check_api_key(request: Request) -> None:
         raise ApiError(401, f"invalid API key: {KEY_HINT}", authenticate=True)
 
 
-async def require_api_key(request: Request) -> None:
-    """The same check as a FastAPI dependency, for routes off the hot path."""
-    check_api_key(request)
+def open_access(endpoint: Endpoint) -> Endpoint:
+    """Mark a route open without the key: probes, scrapes and discovery, never predictions."""
+    setattr(endpoint, OPEN, True)
+    return endpoint
 
 
-PROTECTED = (
-    "/predict",
-    "/predict/batch",
-    "/model",
-    "/v2/models/{name}",
-    "/v2/models/{name}/versions/{version}",
-    "/v2/models/{name}/infer",
-    "/v2/models/{name}/versions/{version}/infer",
-)
+def is_open(route: APIRoute) -> bool:
+    return getattr(route.endpoint, OPEN, False) is True
+
+
+class KeyedRoute(APIRoute):
+    """A route that checks the API key before its handler runs, unless marked open.
+
+    Every router of the API uses it, so a new route is protected unless it says
+    otherwise. The check is a wrapper, not a FastAPI dependency: a dependency costs a
+    pass through the dependency solver on every request (see deps.py).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if is_open(self):
+            return handler
+
+        async def keyed(request: Request) -> Response:
+            check_api_key(request)
+            return await handler(request)
+
+        return keyed
+
+
 SCHEMES = {
     "Bearer": {"type": "http", "scheme": "bearer"},
     "APIKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
 
 
-def document_api_key(app: FastAPI) -> None:
+def document_api_key(app: FastAPI, routers: Iterable[APIRouter]) -> None:
     """Show the key in OpenAPI (and Swagger UI's Authorize button) when one is required."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = generate()
         schema.setdefault("components", {})["securitySchemes"] = SCHEMES
-        for path in PROTECTED:
-            for operation in schema["paths"].get(path, {}).values():
+        for route in (route for router in routers for route in router.routes):
+            if not isinstance(route, KeyedRoute) or is_open(route):
+                continue
+            for method in route.methods or ():
+                operation = schema["paths"][route.path_format][method.lower()]
                 operation["security"] = [{"Bearer": []}, {"APIKey": []}]
         return schema
 

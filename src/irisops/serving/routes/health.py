@@ -3,11 +3,13 @@ from fastapi.responses import JSONResponse
 
 from irisops.serving.deps import StoreDep
 from irisops.serving.schemas import Health, Readiness
+from irisops.serving.security import KeyedRoute, open_access
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=KeyedRoute)
 
 
 @router.get("/health", response_model=Health, summary="Liveness: 200 while the process runs")
+@open_access
 async def health() -> Health:
     return Health(status="ok")
 
@@ -18,6 +20,7 @@ async def health() -> Health:
     summary="Readiness: 200 once a model is loaded",
     responses={503: {"model": Readiness, "description": "No model loaded"}},
 )
+@open_access
 async def ready(store: StoreDep) -> Readiness | JSONResponse:
     model = store.model
     if model is None or store.draining:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client.exposition import choose_encoder
 
 from irisops.serving.metrics import metrics_of
+from irisops.serving.security import KeyedRoute, open_access
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], route_class=KeyedRoute)
 
 EXPOSITION = {"schema": {"type": "string"}}
 
@@ -26,6 +27,7 @@ EXPOSITION = {"schema": {"type": "string"}}
         }
     },
 )
+@open_access
 async def metrics(request: Request) -> Response:
     encode, content_type = choose_encoder(request.headers.get("accept", ""))
     return Response(encode(metrics_of(request).registry), media_type=content_type)

@@ -1,17 +1,16 @@
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from irisops.serving.deps import StoreDep
 from irisops.serving.schemas import ErrorResponse, ModelInfo
-from irisops.serving.security import require_api_key
+from irisops.serving.security import KeyedRoute
 
-router = APIRouter(tags=["model"])
+router = APIRouter(tags=["model"], route_class=KeyedRoute)
 
 
 @router.get(
     "/model",
     response_model=ModelInfo,
     summary="The served model's metadata",
-    dependencies=[Depends(require_api_key)],
     responses={401: {"model": ErrorResponse, "description": "No valid API key (if one is set)"}},
 )
 async def model_info(store: StoreDep) -> ModelInfo:

@@ -23,7 +23,6 @@ from pydantic import BaseModel, ValidationError
 
 from irisops.runtime import LoadedModel
 from irisops.serving.deps import serving_model, settings_of
-from irisops.serving.errors import from_validation
 from irisops.serving.metrics import Metrics, metrics_of
 from irisops.serving.schemas import (
     ERRORS,
@@ -35,16 +34,16 @@ from irisops.serving.schemas import (
     PredictRequest,
     request_body,
 )
-from irisops.serving.security import check_api_key, read_body
+from irisops.serving.security import KeyedRoute, read_body
+from irisops.serving.validation import BATCH, PREDICT, refusal, wrong_route
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], route_class=KeyedRoute)
 Body = TypeVar("Body", bound=BaseModel)
 
 # A batch body larger than this (about 900 rows) is answered in a worker thread, so
 # the event loop keeps answering other requests meanwhile; a 10,000-row batch would
 # otherwise block it for tens of milliseconds. Smaller bodies are not worth the hop.
 OFFLOAD_BYTES = 16 * 1024
-BATCH = "/predict/batch"
 
 
 class JSONBytes(Response):
@@ -56,11 +55,11 @@ class JSONBytes(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def parse(raw: bytes, model: type[Body], **context: Any) -> Body:
+def parse(raw: bytes, model: type[Body], route: str, **context: Any) -> Body:
     try:
         return model.model_validate_json(raw, context=context)
     except ValidationError as exc:
-        raise from_validation(exc.errors()) from None
+        raise refusal(exc.errors(), wrong_route(route, raw)) from None
 
 
 def answers(
@@ -93,24 +92,23 @@ def predict_rows(
 
 
 def answer_batch(model: LoadedModel, raw: bytes, max_rows: int, metrics: Metrics) -> JSONBytes:
-    body = parse(raw, BatchRequest, max_rows=max_rows)
+    body = parse(raw, BatchRequest, BATCH, max_rows=max_rows)
     metrics.batch(BATCH, len(body.instances))
     rows = predict_rows(model, body.instances, metrics) if body.instances else []
     return JSONBytes({"predictions": rows, "model_version": model.version})
 
 
 @router.post(
-    "/predict",
+    PREDICT,
     response_model=Prediction,
     responses=ERRORS,
     openapi_extra=request_body(PredictRequest),
     summary="Predict the species of one flower",
 )
 async def predict(request: Request) -> JSONBytes:
-    check_api_key(request)
     model = serving_model(request)
     raw = await read_body(request, settings_of(request).max_body_bytes)
-    body = parse(raw, PredictRequest)
+    body = parse(raw, PredictRequest, PREDICT)
     probabilities = model.classifier.predict_one(body.features)
     class_id = int(probabilities.argmax())
     metrics_of(request).predicted_one(model.metadata.class_names[class_id])
@@ -132,7 +130,6 @@ async def predict(request: Request) -> JSONBytes:
     summary="Predict many flowers in one request",
 )
 async def predict_batch(request: Request) -> JSONBytes:
-    check_api_key(request)
     model = serving_model(request)
     settings = settings_of(request)
     raw = await read_body(request, settings.max_body_bytes)

@@ -15,12 +15,11 @@ endpoints and the server metadata stay open, like /health and /ready.
 import asyncio
 from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from irisops.runtime import LoadedModel
 from irisops.serving import open_inference as oip
@@ -29,11 +28,14 @@ from irisops.serving.errors import ApiError
 from irisops.serving.metrics import Metrics, metrics_of
 from irisops.serving.routes.predict import OFFLOAD_BYTES
 from irisops.serving.schemas import request_body
-from irisops.serving.security import check_api_key, read_body
+from irisops.serving.security import KeyedRoute, open_access, read_body
 
 
-class ProtocolRoute(APIRoute):
-    """A route whose refusals take the protocol's shape: {"error": "..."}, same status."""
+class ProtocolRoute(KeyedRoute):
+    """A route whose refusals, the API key's included, take the protocol's shape.
+
+    That is {"error": "..."}, with the same status.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -79,11 +81,13 @@ def served(request: Request, name: str, version: str | None = None) -> LoadedMod
 
 
 @router.get("", response_model=oip.ServerMetadata, summary="Server metadata")
+@open_access
 async def server_metadata() -> oip.ServerMetadata:
     return oip.server_metadata()
 
 
 @router.get("/health/live", response_model=oip.ServerLive, summary="Liveness")
+@open_access
 async def live() -> oip.ServerLive:
     return oip.ServerLive(live=True)
 
@@ -94,6 +98,7 @@ async def live() -> oip.ServerLive:
     summary="Readiness: 200 once the model is loaded",
     responses={503: {"model": oip.ServerReady, "description": "No model loaded, or stopping"}},
 )
+@open_access
 async def ready(request: Request) -> oip.ServerReady | JSONResponse:
     store = store_of(request)
     if store.model is None or store.draining:
@@ -103,10 +108,58 @@ async def ready(request: Request) -> oip.ServerReady | JSONResponse:
 
 # --- the model ---------------------------------------------------------------------------
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+VERSION_PARAMETER = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The served version; any other is a 404 naming it.",
+}
 
-def _model_ready(request: Request, name: str, version: str | None) -> oip.ModelReady | JSONResponse:
+
+def model_route(
+    path: str, summary: str, method: str = "GET", **options: Any
+) -> Callable[[Endpoint], Endpoint]:
+    """One handler at `/models/{name}<path>` and at its one-version form, as KServe does.
+
+    The handler reads the version from the path parameters (absent on the first
+    route): a `version` argument would become a query parameter of the first.
+    """
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            f"/models/{{name}}{path}", endpoint, methods=[method], summary=summary, **options
+        )
+        extra = options.pop("openapi_extra", {})
+        router.add_api_route(
+            f"/models/{{name}}/versions/{{version}}{path}",
+            endpoint,
+            methods=[method],
+            summary=f"{summary}, of one version",
+            openapi_extra={**extra, "parameters": [VERSION_PARAMETER]},
+            **options,
+        )
+        return endpoint
+
+    return register
+
+
+def path_version(request: Request) -> str | None:
+    version: str | None = request.path_params.get("version")
+    return version
+
+
+@model_route(
+    "/ready",
+    "Model readiness",
+    response_model=oip.ModelReady,
+    responses={**UNKNOWN, 503: {"model": oip.ModelReady, "description": "No model loaded yet"}},
+)
+@open_access
+async def model_ready(request: Request, name: str) -> oip.ModelReady | JSONResponse:
     try:
-        served(request, name, version)
+        served(request, name, path_version(request))
     except ApiError as exc:
         if exc.status != 503:
             raise
@@ -114,57 +167,14 @@ def _model_ready(request: Request, name: str, version: str | None) -> oip.ModelR
     return oip.ModelReady(name=name, ready=True)
 
 
-READY_RESPONSES: Responses = {
-    **UNKNOWN,
-    503: {"model": oip.ModelReady, "description": "No model loaded yet"},
-}
-
-
-@router.get(
-    "/models/{name}/ready",
-    response_model=oip.ModelReady,
-    summary="Model readiness",
-    responses=READY_RESPONSES,
-)
-async def model_ready(request: Request, name: str) -> oip.ModelReady | JSONResponse:
-    return _model_ready(request, name, None)
-
-
-@router.get(
-    "/models/{name}/versions/{version}/ready",
-    response_model=oip.ModelReady,
-    summary="Model readiness, of one version",
-    responses=READY_RESPONSES,
-)
-async def model_version_ready(
-    request: Request, name: str, version: str
-) -> oip.ModelReady | JSONResponse:
-    return _model_ready(request, name, version)
-
-
-METADATA_RESPONSES: Responses = {**KEY, **UNKNOWN, **NO_MODEL}
-
-
-@router.get(
-    "/models/{name}",
+@model_route(
+    "",
+    "Model metadata: inputs, outputs, versions",
     response_model=oip.ModelMetadata,
-    summary="Model metadata: inputs, outputs, versions",
-    responses=METADATA_RESPONSES,
+    responses={**KEY, **UNKNOWN, **NO_MODEL},
 )
 async def model_metadata(request: Request, name: str) -> oip.ModelMetadata:
-    check_api_key(request)
-    return oip.model_metadata(served(request, name), name)
-
-
-@router.get(
-    "/models/{name}/versions/{version}",
-    response_model=oip.ModelMetadata,
-    summary="Model metadata, of one version",
-    responses=METADATA_RESPONSES,
-)
-async def model_version_metadata(request: Request, name: str, version: str) -> oip.ModelMetadata:
-    check_api_key(request)
-    return oip.model_metadata(served(request, name, version), name)
+    return oip.model_metadata(served(request, name, path_version(request)), name)
 
 
 # --- inference ---------------------------------------------------------------------------
@@ -208,21 +218,9 @@ INFER: dict[str, Any] = {
 }
 
 
-@router.post("/models/{name}/infer", summary="Inference", **INFER)
+@model_route("/infer", "Inference", method="POST", **INFER)
 async def infer(request: Request, name: str) -> Response:
-    return await _infer(request, name, None)
-
-
-@router.post(
-    "/models/{name}/versions/{version}/infer", summary="Inference, by one version", **INFER
-)
-async def infer_version(request: Request, name: str, version: str) -> Response:
-    return await _infer(request, name, version)
-
-
-async def _infer(request: Request, name: str, version: str | None) -> Response:
-    check_api_key(request)
-    model = served(request, name, version)
+    model = served(request, name, path_version(request))
     settings = settings_of(request)
     raw = await read_body(request, settings.max_body_bytes)
     answer = partial(

@@ -1,0 +1,44 @@
+"""Every exception a request can raise, mapped to its answer in one place."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from irisops.serving.errors import ApiError
+from irisops.serving.logs import request_id
+from irisops.serving.validation import refusal
+
+log = logging.getLogger("irisops.serving")
+
+
+def install(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(
+            {"detail": exc.detail, "errors": exc.errors},
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    async def request_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        return await api_error(_, refusal(exc.errors()))
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The traceback goes to the log, never to the client; the request id, in both,
+        # leads from the client's answer to the traceback.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        rid = request_id.get()
+        return JSONResponse(
+            {"detail": "internal server error", "errors": []},
+            status_code=500,
+            headers=None if rid is None else {"X-Request-ID": rid},
+        )
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(RequestValidationError, request_validation)
+    app.add_exception_handler(ValidationError, request_validation)
