@@ -1,13 +1,22 @@
-"""Ratios, targets and the markdown table, all computed from one run's measurements."""
+"""Ratios, targets and the markdown tables, all computed from recorded measurements.
 
+`make bench` renders bench/results/latest.md from its run; `python -m bench.report
+[RUN.json]` renders it again from a recorded run (the newest by default) without
+measuring anything, for when the report changes but the measurements need not.
+"""
+
+import argparse
+import json
 import platform
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from irisops.runtime import usable_cpus
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ def no_load_errors(r: dict[str, Any]) -> bool:
 
 
 def targets(r: dict[str, Any]) -> list[Target]:
-    """The issue's targets, each a ratio of two measurements of this run."""
+    """The original project description's targets, each a ratio of two measurements of this run."""
     ours, theirs = r["servers"]["irisops"], r["servers"]["mlflow"]
     rps = ours["pairs"]["median_requests_per_s"]["predict"]
     vs_mlflow = rps / theirs["predict"]["many"]["requests_per_s"]
@@ -111,7 +120,13 @@ def targets(r: dict[str, Any]) -> list[Target]:
     ]
 
 
-def markdown(r: dict[str, Any]) -> str:
+def markdown(
+    r: dict[str, Any], recorded_runs: list[tuple[str, dict[str, Any]]] | None = None
+) -> str:
+    """The report of run R, then a row for it and for every run in RECORDED_RUNS.
+
+    RECORDED_RUNS defaults to everything in bench/results/ (R itself among them or not).
+    """
     ours, theirs = r["servers"]["irisops"], r["servers"]["mlflow"]
     m, v, s = r["machine"], r["versions"], r["settings"]
     predict, health, invocations = ours["predict"], ours["health"], theirs["predict"]
@@ -124,9 +139,19 @@ def markdown(r: dict[str, Any]) -> str:
         socket = sum(x["socket_errors"] for x in runs.values())
         return f"{socket} / {sum(x['non_2xx'] for x in runs.values())}"
 
-    def batch(size: str) -> list[str]:
+    def batch(size: str) -> list[list[str]]:
         a, b = ours["batch"][size]["rows_per_s"], theirs["batch"][size]["rows_per_s"]
-        return [f"{int(size):,}-row batches, rows/s", number(a), "", number(b), times(a / b)]
+        ms = ours["batch"][size]["median_ms"], theirs["batch"][size]["median_ms"]
+        return [
+            [f"{int(size):,}-row batches, rows/s", number(a), "", number(b), times(a / b)],
+            [
+                f"{int(size):,}-row batch, ms a request, median",
+                number(ms[0]),
+                "",
+                number(ms[1]),
+                times(ms[0] / ms[1]),
+            ],
+        ]
 
     rps = [x["many"]["requests_per_s"] for x in (predict, health, invocations)]
     paired = ours["pairs"]
@@ -167,8 +192,8 @@ def markdown(r: dict[str, Any]) -> str:
             number(theirs["peak_rss_mib"]),
             times(ours["peak_rss_mib"] / theirs["peak_rss_mib"]),
         ],
-        batch("1000"),
-        batch("10000"),
+        *batch("1000"),
+        *batch("10000"),
         [
             "one row in process, µs, median",
             f"{number(one_row['onnxruntime_us'])} (onnxruntime)",
@@ -217,10 +242,92 @@ def markdown(r: dict[str, Any]) -> str:
                 "Answer checks (target 6):",
                 "",
                 *[f"- {'pass' if ok else '**FAIL**'}: {name}" for ok, name in checks],
+                "",
+                *history(r, recorded() if recorded_runs is None else recorded_runs),
             ]
         )
         + "\n"
     )
+
+
+def recorded(directory: Path = RESULTS) -> list[tuple[str, dict[str, Any]]]:
+    """Every run recorded in DIRECTORY, oldest first, with the name of its file."""
+    runs = [(path.name, json.loads(path.read_text())) for path in directory.glob("*.json")]
+    return sorted(runs, key=lambda run: str(run[1]["date"]))
+
+
+def history(r: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One row per recorded run and for R, oldest first: the ratios every run measured."""
+    named = {run["date"]: name for name, run in runs}
+    every = sorted([run for _, run in runs if run["date"] != r["date"]] + [r], key=_date)
+    rows = [
+        [
+            "run",
+            "wrk",
+            "`/predict` req/s, one run",
+            "÷ MLflow",
+            "÷ `/health`, one run each",
+            "÷ `/health`, median of pairs (quartiles)",
+            "p50 ms, 1 connection",
+            "10,000-row batches ÷ MLflow",
+            "telemetry: with ÷ without, median of pairs (quartiles)",
+            "telemetry in process, µs with / without",
+            "targets met",
+        ]
+    ]
+    for run in every:
+        ours, theirs, s = run["servers"]["irisops"], run["servers"]["mlflow"], run["settings"]
+        rps = ours["predict"]["many"]["requests_per_s"]
+        name = named.get(run["date"], "")
+        label = run["date"] + ("" if name[:1].isdigit() or not name else f" ({_prefix(name)})")
+        pairs, telemetry = ours.get("pairs"), run.get("telemetry")
+        met = [t["passed"] for t in run["targets"]]
+        rows.append(
+            [
+                f"**{label}** (above)" if run is r else label,
+                f"{s['connections']} connections, {s['seconds']:g} s",
+                number(rps),
+                times(rps / theirs["predict"]["many"]["requests_per_s"]),
+                f"{rps / ours['health']['many']['requests_per_s']:.0%}",
+                _spread(pairs["ratio"], "{:.0%}") if pairs else "",
+                number(ours["predict"]["one"]["p50_ms"]),
+                times(
+                    ours["batch"]["10000"]["rows_per_s"] / theirs["batch"]["10000"]["rows_per_s"]
+                ),
+                _spread(telemetry["wrk"]["ratio"], "{:.1%}") if telemetry else "",
+                _in_process(telemetry["in_process"]) if telemetry else "",
+                f"{sum(met)}/{len(met)}",
+            ]
+        )
+    return [
+        "### Every recorded run",
+        "",
+        "One row per JSON in `bench/results/`, oldest first, each measured on the code and "
+        "with the settings of its day; the targets as that run scored them. Runs differ in "
+        "their code and in the other work that shared the machine.",
+        "",
+        *_table(rows),
+    ]
+
+
+def _date(run: dict[str, Any]) -> str:
+    return str(run["date"])
+
+
+def _prefix(name: str) -> str:
+    """`baseline-before-optimizations-20261126T113252Z.json` -> `baseline before optimizations`."""
+    return name.removesuffix(".json").rsplit("-", 1)[0].replace("-", " ")
+
+
+def _spread(ratio: dict[str, float], form: str) -> str:
+    return (
+        f"{form.format(ratio['median'])} ({form.format(ratio['q1'])} to {form.format(ratio['q3'])})"
+    )
+
+
+def _in_process(inside: dict[str, Any]) -> str:
+    us = inside["median_us"]
+    return f"{us['on']:.1f} / {us['off']:.1f} ({inside['extra_us']['median']:+.1f})"
 
 
 def telemetry_paragraph(t: dict[str, Any]) -> str:
@@ -251,3 +358,28 @@ def _table(rows: list[list[str]], numbers: bool = True) -> list[str]:
 
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Render bench/results/latest.md again from a recorded run; measures nothing."
+    )
+    parser.add_argument(
+        "run", nargs="?", type=Path, help="a bench/results/<time>.json (default: the newest run)"
+    )
+    args = parser.parse_args()
+    runs = recorded()
+    path = args.run or RESULTS / runs[-1][0]
+    r = json.loads(path.read_text())
+    try:
+        r["targets"] = [asdict(t) for t in targets(r)]
+    except KeyError as missing:
+        raise SystemExit(
+            f"error: {path} lacks {missing}: an older bench recorded it; run `make bench`"
+        ) from None
+    (RESULTS / "latest.md").write_text(markdown(r, runs))
+    print(f"wrote bench/results/latest.md from {path}")
+
+
+if __name__ == "__main__":
+    main()
