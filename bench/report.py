@@ -82,7 +82,7 @@ def targets(r: dict[str, Any]) -> list[Target]:
     n = r["settings"]["connections"]
     cost = r["telemetry"]["wrk"]
     kept = cost["ratio"]["median"]
-    switched = cost["request_id_echoed"] == {"on": True, "off": False}
+    took = switched(cost) == {"on": True, "off": False}
     return [
         Target(
             1,
@@ -115,8 +115,27 @@ def targets(r: dict[str, Any]) -> list[Target]:
             "`/predict` req/s with per-request telemetry vs without",
             "≥ 90%",
             f"{kept:.0%}",
-            kept >= 0.9 and switched,
+            kept >= 0.9 and took,
         ),
+        *inference_log_target(r),
+    ]
+
+
+def inference_log_target(r: dict[str, Any]) -> list[Target]:
+    """Target 8, for runs that measured the inference log (older ones did not)."""
+    if "inference_log" not in r:
+        return []
+    over = r["inference_log"]["wrk"]
+    kept = over["ratio"]["median"]
+    took = switched(over) == {"on": True, "off": False}
+    return [
+        Target(
+            8,
+            "`/predict` req/s with the inference log vs without",
+            "≥ 90%",
+            f"{kept:.0%}",
+            kept >= 0.9 and took,
+        )
     ]
 
 
@@ -239,6 +258,11 @@ def markdown(
                 "",
                 telemetry_paragraph(r["telemetry"]),
                 "",
+                *(
+                    [inference_log_paragraph(r["inference_log"]), ""]
+                    if "inference_log" in r
+                    else []
+                ),
                 "Answer checks (target 6):",
                 "",
                 *[f"- {'pass' if ok else '**FAIL**'}: {name}" for ok, name in checks],
@@ -330,15 +354,37 @@ def _in_process(inside: dict[str, Any]) -> str:
     return f"{us['on']:.1f} / {us['off']:.1f} ({inside['extra_us']['median']:+.1f})"
 
 
+def switched(over: dict[str, Any]) -> dict[str, bool]:
+    """Whether each server had the part on (older runs recorded it as request_id_echoed)."""
+    took: dict[str, bool] = over.get("switched") or over["request_id_echoed"]
+    return took
+
+
 def telemetry_paragraph(t: dict[str, Any]) -> str:
+    took = switched(t["wrk"])
+    return switch_paragraph(
+        t,
+        "Telemetry cost (target 7): `/predict` with the request telemetry (metrics, "
+        "X-Request-ID; access log off, the default) and without it "
+        f"(`IRISOPS_TELEMETRY=false`; X-Request-ID answered: {took['on']} and {took['off']})",
+    )
+
+
+def inference_log_paragraph(t: dict[str, Any]) -> str:
+    took = switched(t["wrk"])
+    return switch_paragraph(
+        t,
+        "Inference log cost (target 8): `/predict` with every answer recorded in the "
+        "inference log and without it (`IRISOPS_INFERENCE_LOG=false`; the log reported by "
+        f"`GET /monitoring`: {took['on']} and {took['off']})",
+    )
+
+
+def switch_paragraph(t: dict[str, Any], what: str) -> str:
     over, inside = t["wrk"], t["in_process"]
     rps, ratio, extra = over["median_requests_per_s"], over["ratio"], inside["extra_us"]
-    echoed = over["request_id_echoed"]
     return (
-        f"Telemetry cost (target 7): `/predict` with the request telemetry (metrics, "
-        f"X-Request-ID; access log off, the default) and without it "
-        f"(`IRISOPS_TELEMETRY=false`; X-Request-ID answered: {echoed['on']} and "
-        f"{echoed['off']}), both servers up, {over['pairs']} alternating pairs of "
+        f"{what}, both servers up, {over['pairs']} alternating pairs of "
         f"{over['pair_seconds']:g} s wrk runs at {over['connections']} connections: median "
         f"{number(rps['on'])} vs {number(rps['off'])} req/s; with/without per pair: median "
         f"{ratio['median']:.1%} (quartiles {ratio['q1']:.1%} to {ratio['q3']:.1%}). "

@@ -20,7 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import pairs, report, servers, telemetry, workloads
+from bench import pairs, report, servers, switches, workloads
 from bench import wrk as wrk_
 from irisops.bundle import read_current
 from irisops.runtime import usable_cpus
@@ -105,12 +105,9 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
         )
         latency, parity = in_process(stack)
         ours, checks = serve_ours(stack, load)
-        telemetry_cost = {
-            "in_process": telemetry.in_process(model_dir),
-            "wrk": telemetry.over_wrk(
-                env, home, load.wrk, load.connections, load.threads, load.warmup
-            ),
-        }
+        settings = (load.wrk, load.connections, load.threads, load.warmup)
+        telemetry_cost = switches.cost(switches.TELEMETRY, env, home, settings, model_dir)
+        log_cost = switches.cost(switches.INFERENCE_LOG, env, home, settings, model_dir)
         return {
             "machine": report.machine(),
             "versions": {name: version(package) for name, package in VERSIONS.items()},
@@ -127,6 +124,7 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
             "parity": parity,
             "servers": {"irisops": ours, "mlflow": serve_mlflow(stack, load)},
             "telemetry": telemetry_cost,
+            "inference_log": log_cost,
             "checks": checks,
         }
 

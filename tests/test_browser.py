@@ -6,15 +6,17 @@ Screenshots land in test-artifacts/ for a person to look at.
 """
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from mlflow import MlflowClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import ARTIFACTS, Champion, Tracking
-from tests.processes import Service, unavailable
+from tests.conftest import ARTIFACTS, ApiFactory, Champion, Tracking
+from tests.processes import Service, irisops, unavailable, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MISSING = "Debian's chromium is not installed (`make test` installs it when run as root)"
@@ -108,3 +110,31 @@ def test_mlflow_ui_shows_the_run_metrics_and_confusion_matrix(
     width = image.first.evaluate("img => img.naturalWidth")
     assert width > 100, "the confusion matrix image loaded"
     screenshot(page, "mlflow-confusion-matrix.png")
+
+
+def test_the_monitoring_report_opens_offline_with_its_plots(
+    page: Page, api_factory: ApiFactory, tracking: Tracking, champion: Champion, tmp_path: Path
+) -> None:
+    env = tracking.env(champion.model_dir, IRISOPS_INFERENCE_LOG_DIR=str(tmp_path / "log"))
+    served = api_factory.start(env, ready_path="/ready")
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]] * 100
+    answer = httpx.post(served.url + "/predict/batch", json={"instances": rows}, timeout=30)
+    rid = answer.headers["X-Request-ID"]
+    truth = [{"request_id": rid, "row": i, "true_class": "setosa"} for i in range(30)]
+    assert httpx.post(served.url + "/feedback", json=truth).status_code == 200
+    report = tmp_path / "report.html"
+    wait_for(lambda: any((tmp_path / "log").glob("*.jsonl")))
+    time.sleep(0.2)  # the writer's next pass flushes the feedback records
+    result = irisops("monitor", "--output", str(report), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "300 live rows" in result.stdout
+    page.goto(report.as_uri())
+    expect(
+        page.get_by_role("heading", name="Live inputs against the training data")
+    ).to_be_visible()
+    expect(page.get_by_role("cell", name="petal_length")).to_be_visible()
+    expect(page.get_by_role("cell", name="champion")).to_be_visible()
+    for image in page.locator("img").all():
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert page.locator("img").count() == 2
+    screenshot(page, "monitoring-report.png")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from irisops.profile import ReferenceProfile
+
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 CURRENT = "current"
@@ -41,6 +43,9 @@ class BundleMetadata(BaseModel):
     published_at: datetime | None = None
     example_input: list[list[float]] = Field(description="Rows the loader re-predicts as a check.")
     example_probabilities: list[list[float]]
+    reference: ReferenceProfile | None = Field(
+        None, description="The training data's profile, for drift; absent in older bundles."
+    )
 
 
 def sha256_of(data: bytes) -> str:

@@ -21,6 +21,8 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from irisops.config import Settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mlflow import MlflowClient
 
 app = typer.Typer(
@@ -337,6 +339,14 @@ def promote(
             help="Promote only if the promotion gate passes VERSION (no pin): CI's promotion.",
         ),
     ] = False,
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            "--evidence",
+            help="First show VERSION's live evidence from the API's shadow scoring and "
+            "feedback (GET /monitoring), and record it on the version as tags.",
+        ),
+    ] = False,
 ) -> None:
     """Make VERSION the champion and publish it to the API (the rollback path)."""
     from mlflow.exceptions import MlflowException
@@ -353,6 +363,8 @@ def promote(
     settings = Settings()
     name = settings.registered_model
     client = registry_client(settings, settings.tracking_retries)
+    if evidence:
+        show_evidence(client, settings, version)
     try:
         if gate:
             decision = promote_through_gate(client, settings, version)
@@ -370,6 +382,90 @@ def promote(
         raise fail(f"{name} has no version {version}; its versions: {listed}") from None
     state = "champion, pinned" if pinned else "champion"
     console.print(f"{name} v{version} is {state}, published to {published}")
+
+
+def show_evidence(client: "MlflowClient", settings: Settings, version: str) -> None:
+    from irisops.monitoring.evidence import NoEvidence, live_evidence
+
+    try:
+        found = live_evidence(settings, version)
+    except NoEvidence as exc:
+        raise fail(f"no live evidence, nothing promoted: {exc}") from None
+    for line in found.lines():
+        console.print(line)
+    for key, value in found.tags().items():
+        client.set_model_version_tag(settings.registered_model, version, key, value)
+
+
+@app.command()
+def log(
+    kind: Annotated[
+        str, typer.Option(help="prediction, shadow or feedback records; all with --format jsonl.")
+    ] = "prediction",
+    version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time on, ISO 8601 (2026-12-01T10:00Z).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time, ISO 8601.")] = None,
+    form: Annotated[
+        Literal["jsonl", "csv", "parquet"], typer.Option("--format", help="Output format.")
+    ] = "jsonl",
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Read the inference log back: filter it, export it to JSON lines, CSV or Parquet."""
+    from irisops.monitoring import records
+
+    settings = Settings()
+    if kind not in records.KINDS:
+        raise fail(f"--kind is one of {', '.join(records.KINDS)}, got {kind!r}", USAGE)
+    selected = records.selected(
+        settings.inference_log_path,
+        kind=kind,
+        version=version.removeprefix("v") if version else None,
+        since=moment(since, "--since"),
+        until=moment(until, "--until"),
+    )
+    try:
+        written = records.write(selected, form, output)
+    except ValueError as exc:
+        raise fail(str(exc), USAGE) from None
+    if output is not None:
+        err.print(f"{written:,} rows written to {output}")
+
+
+def moment(text: str | None, option: str) -> "datetime | None":
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        example = "2026-12-01T10:00Z"
+        raise fail(f"{option} is an ISO 8601 time such as {example}, got {text!r}", USAGE) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def monitor(
+    output: Annotated[Path, typer.Option(help="The HTML report to write.")] = Path(
+        "monitoring-report.html"
+    ),
+) -> None:
+    """Write an HTML report of live traffic: drift, shadow agreement, live accuracy."""
+    from irisops import bundle
+    from irisops.monitoring import records
+    from irisops.monitoring.report import gather, page
+
+    settings = Settings()
+    try:
+        _, metadata, _ = bundle.read_current(settings.served_model_dir)
+        reference, title = metadata.reference, f"{metadata.registered_model} v{metadata.version}"
+    except bundle.BundleError:
+        reference, title = None, settings.registered_model
+    evidence = gather(records.selected(settings.inference_log_path))
+    output.write_text(page(reference, evidence, f"{title}: live traffic"))
+    console.print(f"{len(evidence.rows):,} live rows; report written to {output}")
 
 
 @app.command()

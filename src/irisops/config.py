@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, description="Larger request bodies get 413 before parsing."
     )
     api_key: SecretStr | None = Field(
-        None, description="When set, /predict*, /model and /v2 inference need it."
+        None, description="When set, every route but probes, /metrics and the docs needs it."
     )
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed by CORS; none by default."
@@ -74,6 +74,33 @@ class Settings(BaseSettings):
     )
     access_log: bool | None = Field(
         None, description="One log line per request; default: on with json logs, off with text."
+    )
+
+    inference_log: bool = Field(
+        True, description="Record every answered prediction in the inference log."
+    )
+    inference_log_dir: Path | None = Field(
+        None, description="Inference log directory; default inference_log under the home."
+    )
+    inference_log_queue: int = Field(
+        10_000, ge=1, description="Records waiting to be written; beyond it they are dropped."
+    )
+    inference_log_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Rotate at.")
+    inference_log_max_age: float = Field(3600.0, gt=0, description="Rotate after (seconds).")
+    inference_log_keep: int = Field(48, ge=1, description="Log files kept; older ones deleted.")
+    drift_window: int = Field(1000, ge=10, description="Live rows compared with the reference.")
+    drift_psi_threshold: float = Field(0.2, gt=0, description="PSI above it is drift.")
+    drift_ks_threshold: float = Field(0.2, gt=0, description="KS above it is drift.")
+    mark_out_of_range: bool = Field(
+        False,
+        description="Answers list features outside the training range (or ?out_of_range=true).",
+    )
+    shadow: bool = Field(False, description="Also score live requests with the challenger.")
+    shadow_alias: str = "challenger"
+    shadow_fraction: float = Field(1.0, gt=0, le=1, description="Share of requests shadowed.")
+    feedback_window: int = Field(1000, ge=1, description="Labelled rows live accuracy is over.")
+    feedback_capacity: int = Field(
+        100_000, ge=1, description="Recent answers that feedback can still be joined to."
     )
 
     @property
@@ -91,6 +118,10 @@ class Settings(BaseSettings):
     @cached_property
     def served_model_dir(self) -> Path:
         return (self.model_dir or self.state_dir / "model_data").expanduser().resolve()
+
+    @cached_property
+    def inference_log_path(self) -> Path:
+        return (self.inference_log_dir or self.state_dir / "inference_log").expanduser().resolve()
 
     @cached_property
     def mlflow_data_dir(self) -> Path:

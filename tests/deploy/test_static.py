@@ -193,9 +193,12 @@ def test_the_original_volumes_hold_what_the_original_description_says(read: Any)
             ("mlflow_artifacts", "/data/mlflow_artifacts", False),
         },
         "trainer": {("model_data", "/data/model_data", False)},
-        "api": {("model_data", "/data/model_data", True)},
+        "api": {
+            ("model_data", "/data/model_data", True),
+            ("inference_log", "/data/inference_log", False),
+        },
     }
-    assert {v for m in mounts.values() for v, *_ in m} == ORIGINAL_VOLUMES
+    assert {v for m in mounts.values() for v, *_ in m} == ORIGINAL_VOLUMES | {"inference_log"}
 
 
 def test_long_running_services_have_python_healthchecks_and_jobs_never_restart(

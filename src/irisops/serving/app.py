@@ -12,7 +12,8 @@ from irisops import __version__
 from irisops.config import Settings
 from irisops.serving import handlers, security
 from irisops.serving.metrics import Metrics
-from irisops.serving.routes import health, metrics, model, predict, v2
+from irisops.serving.monitor import Monitor
+from irisops.serving.routes import health, metrics, model, monitoring, predict, v2
 from irisops.serving.sources import DirectorySource, ModelSource, RegistrySource
 from irisops.serving.store import ModelStore
 from irisops.serving.telemetry import RequestTelemetry
@@ -22,7 +23,14 @@ Predicts the Iris species from four measurements (cm) with the champion model fr
 the MLflow registry. Bad input gets a 4xx that names the field and the problem.
 """
 
-ROUTERS = (predict.router, health.router, model.router, metrics.router, v2.router)
+ROUTERS = (
+    predict.router,
+    health.router,
+    model.router,
+    metrics.router,
+    monitoring.router,
+    v2.router,
+)
 
 
 def model_source(settings: Settings) -> ModelSource:
@@ -31,17 +39,33 @@ def model_source(settings: Settings) -> ModelSource:
     return DirectorySource(settings.served_model_dir)
 
 
+def challenger_store(settings: Settings) -> ModelStore | None:
+    """The shadow's model: the challenger alias, from the registry whatever the mode."""
+    if not settings.shadow:
+        return None
+    uri = f"models:/{settings.registered_model}@{settings.shadow_alias}"
+    return ModelStore(RegistrySource(uri, settings.tracking_uri))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     recorder = Metrics()
     store = ModelStore(model_source(settings), observer=recorder)
+    challenger = challenger_store(settings)
+    monitor = Monitor(settings, challenger)
+    recorder.registry.register(monitor)
+    stores = [store] if challenger is None else [store, challenger]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(store.refresh)
-        watcher = asyncio.create_task(store.watch(settings.poll_interval))
+        for each in stores:
+            await asyncio.to_thread(each.refresh)
+        watchers = [asyncio.create_task(s.watch(settings.poll_interval)) for s in stores]
+        monitor.start()
         yield
-        watcher.cancel()
+        for watcher in watchers:
+            watcher.cancel()
+        monitor.stop()
 
     # FastAPIOffline serves Swagger UI's assets from its own package: /docs works offline.
     app = FastAPIOffline(
@@ -53,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = recorder
+    app.state.monitor = monitor
     key = settings.api_key
     app.state.api_key = None if key is None else key.get_secret_value().encode()
     if key is not None:

@@ -13,6 +13,7 @@ endpoints and the server metadata stay open, like /health and /ready.
 """
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from irisops.serving import open_inference as oip
 from irisops.serving.deps import serving_model, settings_of, store_of
 from irisops.serving.errors import ApiError
 from irisops.serving.metrics import Metrics, metrics_of
+from irisops.serving.monitor import monitor_of
 from irisops.serving.routes.predict import OFFLOAD_BYTES
 from irisops.serving.schemas import request_body
 from irisops.serving.security import KeyedRoute, open_access, read_body
@@ -220,6 +222,7 @@ INFER: dict[str, Any] = {
 
 @model_route("/infer", "Inference", method="POST", **INFER)
 async def infer(request: Request, name: str) -> Response:
+    started = time.perf_counter()
     model = served(request, name, path_version(request))
     settings = settings_of(request)
     raw = await read_body(request, settings.max_body_bytes)
@@ -232,6 +235,7 @@ async def infer(request: Request, name: str) -> Response:
         settings.max_batch_rows,
         metrics_of(request),
         request.scope["route"].path,
+        partial(monitor_of(request).answered, started=started),
     )
     # Like /predict/batch: a large body is answered in a worker thread, so the event
     # loop keeps answering other requests meanwhile.
@@ -246,6 +250,7 @@ def _answer(
     max_rows: int,
     metrics: Metrics,
     route: str,
+    answered: Callable[..., None],
 ) -> Response:
     header, binary = oip.split_body(raw, header_length)
     request = oip.parse(header)
@@ -259,6 +264,7 @@ def _answer(
     class_ids = probabilities.argmax(axis=1)
     metrics.predicted(classes, class_ids)
     metrics.batch(route, len(features))
+    answered(route, model, features, probabilities, class_ids)
     body, json_length = oip.answer(model, name, request.id, outputs, probabilities, class_ids)
     if json_length is None:
         return Response(body, media_type="application/json")

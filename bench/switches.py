@@ -1,9 +1,11 @@
-"""What the per-request telemetry costs `/predict`: the same server with it on and off.
+"""What a switchable part costs `/predict`: the same server with it on and off.
 
-`IRISOPS_TELEMETRY=false` removes the request middleware (request counts and
-latencies, X-Request-ID, the access log), so the two servers differ in that alone.
-Both servers stay up and short wrk runs alternate between them (see pairs.py); the
-result is the median of the per-pair ratios, with its quartiles.
+Two parts are measured: the per-request telemetry (`IRISOPS_TELEMETRY=false` removes
+the request middleware: counts and latencies, X-Request-ID, the access log) and the
+inference log (`IRISOPS_INFERENCE_LOG=false`: no record queued per answer). The two
+servers of a pair differ in that one setting alone. Both stay up and short wrk runs
+alternate between them (see pairs.py); the result is the median of the per-pair
+ratios, with its quartiles.
 
 The in-process half drives both apps' ASGI entry point directly, alternating every
 few hundred requests, which cancels drift better still and shows the cost in
@@ -13,10 +15,11 @@ the cost relative to a real server.
 
 import asyncio
 import statistics
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,16 +38,59 @@ ASGI_REQUESTS = 300
 PREDICT = wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)
 
 
-def over_wrk(
-    env: dict[str, str], home: Path, wrk: wrk_.Wrk, connections: int, threads: int, warmup: float
+def request_id_echoed(url: str) -> bool:
+    """Whether the telemetry switch took: only with telemetry is an X-Request-ID answered."""
+    response = httpx.post(f"{url}/predict", content=workloads.OURS_SINGLE, timeout=10)
+    response.raise_for_status()
+    return "x-request-id" in response.headers
+
+
+def inference_logged(url: str) -> bool:
+    """Whether the inference-log switch took: GET /monitoring reports the log's counts."""
+    response = httpx.get(f"{url}/monitoring", timeout=10)
+    response.raise_for_status()
+    return response.json()["inference_log"] is not None
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    variable: str  # the environment variable that turns it off
+    field: str  # the same, as a Settings field
+    took: Callable[[str], bool]  # asked of a running server: is the part on?
+
+
+TELEMETRY = Switch("telemetry", "IRISOPS_TELEMETRY", "telemetry", request_id_echoed)
+INFERENCE_LOG = Switch("inference log", "IRISOPS_INFERENCE_LOG", "inference_log", inference_logged)
+
+
+def cost(
+    switch: Switch,
+    env: dict[str, str],
+    home: Path,
+    load: tuple[wrk_.Wrk, int, int, float],
+    model_dir: Path,
 ) -> dict[str, Any]:
-    """PAIRS pairs of PAIR_SECONDS wrk runs on /predict, telemetry on and off, alternating."""
+    """Both measures of one switch: in process, and over wrk."""
+    return {"in_process": in_process(switch, model_dir), "wrk": over_wrk(switch, env, home, *load)}
+
+
+def over_wrk(
+    switch: Switch,
+    env: dict[str, str],
+    home: Path,
+    wrk: wrk_.Wrk,
+    connections: int,
+    threads: int,
+    warmup: float,
+) -> dict[str, Any]:
+    """PAIRS pairs of PAIR_SECONDS wrk runs on /predict, the part on and off, alternating."""
     print(
-        f"telemetry cost: {PAIRS} alternating pairs of {pairs.PAIR_SECONDS:g} s wrk runs…",
+        f"{switch.name} cost: {PAIRS} alternating pairs of {pairs.PAIR_SECONDS:g} s wrk runs…",
         flush=True,
     )
-    with both_servers(env, home) as urls:
-        echoed = {name: request_id_echoed(url) for name, url in urls.items()}
+    with both_servers(switch, env, home) as urls:
+        switched = {name: switch.took(url) for name, url in urls.items()}
 
         def run(name: str, seconds: float) -> float:
             return wrk_.run(
@@ -75,47 +121,48 @@ def over_wrk(
         "requests_per_s": measured,
         "median_requests_per_s": {k: statistics.median(v) for k, v in measured.items()},
         "ratio": asdict(ratio),
-        "request_id_echoed": echoed,
+        "switched": switched,
     }
 
 
 @contextmanager
-def both_servers(env: dict[str, str], home: Path) -> Iterator[dict[str, str]]:
+def both_servers(switch: Switch, env: dict[str, str], home: Path) -> Iterator[dict[str, str]]:
     with ExitStack() as stack:
         urls = {}
-        for name, telemetry in (("on", "true"), ("off", "false")):
+        slug = switch.field.replace("_", "-")
+        for name, value in (("on", "true"), ("off", "false")):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            settings = {"IRISOPS_API_PORT": str(port), "IRISOPS_TELEMETRY": telemetry}
+            settings = {"IRISOPS_API_PORT": str(port), switch.variable: value}
             stack.enter_context(
                 servers.started(
-                    f"irisops serve, telemetry {name}",
+                    f"irisops serve, {switch.name} {name}",
                     servers.IRISOPS_SERVE,
                     env=env | settings,
                     url=url,
                     ready_path="/ready",
-                    log=home / f"api-telemetry-{name}.log",
+                    log=home / f"api-{slug}-{name}.log",
                 )
             )
             urls[name] = url
         yield urls
 
 
-def request_id_echoed(url: str) -> bool:
-    """Whether the switch took: only the server with telemetry answers an X-Request-ID."""
-    response = httpx.post(f"{url}/predict", content=workloads.OURS_SINGLE, timeout=10)
-    response.raise_for_status()
-    return "x-request-id" in response.headers
-
-
-def in_process(model_dir: Path) -> dict[str, Any]:
+def in_process(switch: Switch, model_dir: Path) -> dict[str, Any]:
     """Microseconds per /predict through each app's ASGI entry point, alternating."""
-    print("telemetry cost in process (ASGI, no server)…", flush=True)
-    apps = {
-        name: create_app(Settings(model_dir=model_dir, telemetry=telemetry))
-        for name, telemetry in (("on", True), ("off", False))
-    }
-    measured = asyncio.run(_drive(apps))
+    print(f"{switch.name} cost in process (ASGI, no server)…", flush=True)
+    with tempfile.TemporaryDirectory() as logs:
+        apps = {
+            name: create_app(
+                Settings(
+                    model_dir=model_dir,
+                    inference_log_dir=Path(logs) / name,
+                    **{switch.field: on},  # type: ignore[arg-type]
+                )
+            )
+            for name, on in (("on", True), ("off", False))
+        }
+        measured = asyncio.run(_drive(apps))
     extra = [on - off for on, off in zip(measured["on"], measured["off"], strict=True)]
     us = {name: statistics.median(times) for name, times in measured.items()}
     print(f"  {us['on']:.1f} vs {us['off']:.1f} µs, +{statistics.median(extra):.1f} µs", flush=True)

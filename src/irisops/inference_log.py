@@ -1,0 +1,144 @@
+"""The inference log: every answered prediction, one JSON line per request.
+
+A request hands its record to a bounded in-memory queue and goes on; a writer
+thread serialises the records and appends them to the current file, flushing after
+every pass. So a crash loses at most the records still queued (the queue's bound)
+plus what the operating system had not yet written. A full queue, or a write that
+fails (a full disk), drops records and counts them; it never blocks or fails a
+request, and writing resumes by itself on the next pass.
+
+Files are `inference-<UTC start time>.jsonl` in one directory, rotated by size and
+age; the oldest beyond `keep` are deleted. A batch is one record with its rows
+inside, which costs a request one queue append whatever its size.
+
+Records have a `kind`: `prediction` (the served answer), `shadow` (the challenger's
+answer to the same request, scored later) and `feedback` (the true class, sent
+later). `read` yields them back, oldest first.
+"""
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+PREFIX, SUFFIX = "inference-", ".jsonl"
+PASS_SECONDS = 0.05
+log = logging.getLogger("irisops.serving")
+
+
+@dataclass
+class LogCounts:
+    written: int = 0
+    dropped_full_queue: int = 0
+    dropped_write_error: int = 0
+    files: int = 0
+
+
+@dataclass
+class InferenceLog:
+    directory: Path
+    queue_size: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+    max_age: float = 3600.0
+    keep: int = 48
+    counts: LogCounts = field(default_factory=LogCounts)
+
+    def __post_init__(self) -> None:
+        self.queue: deque[dict[str, Any]] = deque()
+        self._file: BinaryIO | None = None
+        self._opened = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is queued, then close: a clean stop loses nothing."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._write_pass()
+        if self._file is not None:
+            self._file.close()
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Queue one record, or count it dropped if the queue is full. Never blocks."""
+        if len(self.queue) >= self.queue_size:
+            self.counts.dropped_full_queue += 1
+            return
+        self.queue.append(entry)
+
+    def _run(self) -> None:
+        while not self._stop.wait(PASS_SECONDS):
+            self._write_pass()
+
+    def _write_pass(self) -> None:
+        entries = [self.queue.popleft() for _ in range(len(self.queue))]
+        if not entries:
+            return
+        try:
+            lines = b"".join(map(_line, entries))
+            out = self._current()
+            out.write(lines)
+            out.flush()
+        except (OSError, TypeError) as exc:  # TypeError: a value orjson cannot write
+            self.counts.dropped_write_error += len(entries)
+            log.warning("inference log: dropped %d records: %s", len(entries), exc)
+            self._close()
+            return
+        self.counts.written += len(entries)
+
+    def _current(self) -> BinaryIO:
+        if self._file is not None and (
+            self._file.tell() >= self.max_bytes or time.monotonic() - self._opened >= self.max_age
+        ):
+            self._close()
+        if self._file is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            path = self.directory / f"{PREFIX}{stamp}{SUFFIX}"
+            self._file = path.open("ab")
+            self._opened = time.monotonic()
+            self.counts.files += 1
+            self._prune()
+        return self._file
+
+    def _close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # a full disk can fail the final flush too
+                self._file.close()
+            self._file = None
+
+    def _prune(self) -> None:
+        for old in files(self.directory)[: -self.keep]:
+            old.unlink(missing_ok=True)
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    entry["time"] = datetime.fromtimestamp(entry["time"], UTC).isoformat()
+    return orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+
+
+def files(directory: Path) -> list[Path]:
+    """The log's files, oldest first (their names sort by start time)."""
+    return sorted(directory.glob(f"{PREFIX}*{SUFFIX}"))
+
+
+def read(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every record, oldest first; a line cut short by a crash is skipped."""
+    for path in files(directory):
+        with path.open("rb") as lines:
+            for line in lines:
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue

@@ -1,0 +1,91 @@
+"""The inference log: records land in rotated JSON-lines files, and nothing blocks a request."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from irisops import inference_log
+from irisops.inference_log import InferenceLog
+
+
+def entry(n: int) -> dict[str, object]:
+    return {
+        "kind": "prediction",
+        "time": time.time(),
+        "request_id": f"r{n}",
+        "features": np.asarray([[5.1, 3.5, 1.4, 0.2]], np.float32),
+        "probabilities": np.asarray([[1.0, 0.0, 0.0]], np.float32),
+        "class_ids": [0],
+    }
+
+
+def written(log: InferenceLog, n: int) -> list[dict[str, object]]:
+    for i in range(n):
+        log.record(entry(i))
+    log.stop()
+    return list(inference_log.read(log.directory))
+
+
+def test_records_read_back_in_order_with_their_arrays(tmp_path: Path) -> None:
+    log = InferenceLog(tmp_path)
+    log.start()
+    records = written(log, 50)
+    assert [r["request_id"] for r in records] == [f"r{i}" for i in range(50)]
+    assert records[0]["features"] == [[5.1, 3.5, 1.4, 0.2]]  # float32, written shortest
+    assert str(records[0]["time"]).endswith("+00:00")
+    assert log.counts.written == 50
+
+
+def test_files_rotate_by_size_and_the_oldest_are_deleted(tmp_path: Path) -> None:
+    log = InferenceLog(tmp_path, max_bytes=1024, keep=3)
+    for i in range(40):
+        log.record(entry(i))
+        log._write_pass()  # one pass per record, as a busy writer would
+    log.stop()
+    files = inference_log.files(tmp_path)
+    assert len(files) == 3
+    assert log.counts.files > 3
+    assert all(path.stat().st_size < 1024 + 400 for path in files)
+
+
+def test_files_rotate_by_age(tmp_path: Path) -> None:
+    log = InferenceLog(tmp_path, max_age=0.01)
+    log.record(entry(0))
+    log._write_pass()
+    time.sleep(0.02)
+    log.record(entry(1))
+    log.stop()
+    assert len(inference_log.files(tmp_path)) == 2
+
+
+def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
+    log = InferenceLog(tmp_path, queue_size=10)  # not started: nothing drains the queue
+    started = time.perf_counter()
+    for i in range(1000):
+        log.record(entry(i))
+    assert time.perf_counter() - started < 1.0
+    assert log.counts.dropped_full_queue == 990
+    assert len(written(log, 0)) == 10
+
+
+def test_a_failed_write_is_counted_and_writing_resumes_by_itself(tmp_path: Path) -> None:
+    blocked = tmp_path / "log"
+    blocked.write_text("a file where the directory should be")
+    log = InferenceLog(blocked)
+    log.record(entry(0))
+    log._write_pass()
+    assert log.counts.dropped_write_error == 1
+    blocked.unlink()
+    log.record(entry(1))
+    log._write_pass()
+    assert [r["request_id"] for r in written(log, 0)] == ["r1"]
+
+
+def test_the_log_survives_a_restart_and_a_line_cut_short_by_a_crash(tmp_path: Path) -> None:
+    written(InferenceLog(tmp_path), 3)
+    with inference_log.files(tmp_path)[-1].open("ab") as cut:
+        cut.write(b'{"kind": "predic')
+    time.sleep(0.01)  # the next file's name is a later time
+    records = written(InferenceLog(tmp_path), 2)
+    assert [r["request_id"] for r in records] == ["r0", "r1", "r2", "r0", "r1"]
