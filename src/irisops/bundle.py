@@ -92,6 +92,12 @@ def stage(model_dir: Path, onnx_bytes: bytes, metadata: BundleMetadata) -> Path:
         read_bundle(staging)  # what we wrote is what a reader will get
         final = versions / f"v{metadata.version}-{stamp:%Y%m%dT%H%M%S%f}"
         staging.rename(final)
+    except OSError as exc:  # a full or read-only disk: say where, and that nothing changed
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(
+            f"cannot write model version {metadata.version} to {model_dir}: {exc.strerror}; "
+            "the served model is unchanged"
+        ) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

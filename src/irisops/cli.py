@@ -4,6 +4,7 @@ Heavy imports (MLflow, scikit-learn, uvicorn) happen inside each command, so
 `irisops serve` never loads the training stack and `--help` answers at once.
 """
 
+import errno
 import logging
 import os
 import sys
@@ -60,6 +61,10 @@ def causes(exc: BaseException) -> list[BaseException]:
 def explain(exc: Exception) -> str:
     """One line a person can act on, for errors no command anticipated."""
     chain = causes(exc)
+    full = next((c for c in chain if isinstance(c, OSError) and c.errno == errno.ENOSPC), None)
+    if full is not None:
+        where = f" for {full.filename}" if full.filename else ""
+        return f"no space left on the device{where}: free space there and run again"
     if any(getattr(cause, "error_code", None) in REFUSED for cause in chain):
         return (
             "the MLflow tracking server refused the credentials: set MLFLOW_TRACKING_USERNAME "
@@ -185,6 +190,7 @@ def train(
         raise fail("--no-promote and --force-promote contradict each other; give one")
     import warnings
 
+    from irisops.bundle import BundleError
     from irisops.export import ParityError
     from irisops.pipeline import run_training
     from irisops.registry import PromotionMode
@@ -230,6 +236,8 @@ def train(
         raise fail(str(exc)) from None
     except ParityError as exc:
         raise fail(f"{exc}; nothing was published") from None
+    except BundleError as exc:
+        raise fail(str(exc)) from None
     training_summary(console, result, settings.registered_model)
 
 

@@ -56,6 +56,18 @@ class Settings(BaseSettings):
 
     poll_interval: float = Field(2.0, gt=0)
     max_batch_rows: int = Field(10_000, ge=1)
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request has to send its headers (408 after)."
+    )
+    body_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request has to send its body (408 after)."
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, description="Idle keep-alive connections are closed after it (seconds)."
+    )
+    max_connections: int = Field(
+        2048, ge=1, description="Open connections past which requests get 503 (probes pass)."
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Larger request bodies get 413 before parsing."
     )

@@ -16,9 +16,11 @@ class ApiError(Exception):
         errors: Sequence[dict[str, str]] = (),
         *,
         authenticate: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.status = status
         self.detail = detail
         self.errors = list(errors)
         # RFC 9110: a 401 names the scheme the client should use.
-        self.headers = {"WWW-Authenticate": "Bearer"} if authenticate else None
+        challenge = {"WWW-Authenticate": "Bearer"} if authenticate else {}
+        self.headers = {**challenge, **(headers or {})} or None

@@ -5,6 +5,7 @@ nothing about how much of a guess was right, and it is kept as a `SecretStr` so 
 no repr or log line can print it.
 """
 
+import asyncio
 import hmac
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -92,22 +93,31 @@ def document_api_key(app: FastAPI, routers: Iterable[APIRouter]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` bytes.
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed the size limit.
 
     A declared Content-Length is checked before a byte is read; a chunked body is
-    counted as it arrives, so an oversized one is never held in memory whole.
+    counted as it arrives, so an oversized one is never held in memory whole. A body
+    that has not arrived whole within the body timeout is a 408, and its connection
+    is closed: a client that declares a body and never sends it cannot hold one open.
     """
+    settings = request.app.state.settings
+    limit = settings.max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, too_large(int(declared), limit))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, too_large(size, limit))
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, too_large(size, limit))
+                chunks.append(chunk)
+    except TimeoutError:
+        detail = f"the request body did not arrive within {settings.body_timeout:g} s"
+        raise ApiError(408, detail, headers={"Connection": "close"}) from None
     return b"".join(chunks)
 
 

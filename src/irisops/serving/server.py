@@ -16,6 +16,7 @@ import uvicorn
 
 from irisops.config import Settings
 from irisops.serving.app import create_app
+from irisops.serving.guard import guarded
 from irisops.serving.logs import logging_config
 from irisops.serving.store import ModelStore
 
@@ -50,7 +51,8 @@ def run(settings: Settings) -> None:
         host=settings.api_host,
         port=settings.api_port,
         loop="uvloop",
-        http="httptools",
+        http=guarded(settings.header_timeout, settings.max_connections),
+        timeout_keep_alive=settings.keep_alive_timeout,
         access_log=False,
         log_config=logging_config(settings.log_format),
         timeout_graceful_shutdown=int(DRAIN_TIMEOUT),

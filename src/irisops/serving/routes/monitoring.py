@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field, TypeAdapter, ValidationError
 
-from irisops.serving.deps import serving_model, settings_of, store_of
+from irisops.serving.deps import serving_model, store_of
 from irisops.serving.monitor import monitor_of
 from irisops.serving.schemas import ERRORS, Strict, request_body
 from irisops.serving.security import KeyedRoute, read_body
@@ -54,7 +54,7 @@ async def monitoring(request: Request) -> dict[str, Any]:
 )
 async def feedback(request: Request) -> dict[str, Any]:
     model = serving_model(request)
-    raw = await read_body(request, settings_of(request).max_body_bytes)
+    raw = await read_body(request)
     items = feedback_items(raw)
     monitor = monitor_of(request)
     classes = model.metadata.class_names

@@ -143,7 +143,7 @@ def mark_out_of_range(model: LoadedModel, rows: list[dict[str, Any]], features: 
 async def predict(request: Request) -> JSONBytes:
     started = time.perf_counter()
     model = serving_model(request)
-    raw = await read_body(request, settings_of(request).max_body_bytes)
+    raw = await read_body(request)
     body = parse(raw, PredictRequest, PREDICT)
     probabilities = model.classifier.predict_one(body.features)
     class_id = int(probabilities.argmax())
@@ -174,7 +174,7 @@ async def predict_batch(request: Request) -> JSONBytes:
     started = time.perf_counter()
     model = serving_model(request)
     settings = settings_of(request)
-    raw = await read_body(request, settings.max_body_bytes)
+    raw = await read_body(request)
     batch = Batch(
         model,
         metrics_of(request),

@@ -225,7 +225,7 @@ async def infer(request: Request, name: str) -> Response:
     started = time.perf_counter()
     model = served(request, name, path_version(request))
     settings = settings_of(request)
-    raw = await read_body(request, settings.max_body_bytes)
+    raw = await read_body(request)
     answer = partial(
         _answer,
         model,

@@ -1,0 +1,143 @@
+"""Clients that hold connections without finishing their requests, over real sockets.
+
+Slow or stalled clients get their connection answered 408 and closed within the
+header or body timeout, while normal clients keep being answered; past the
+connection cap, requests get a fast 503 with Retry-After and probes still pass; idle
+keep-alive connections are closed. The server's descriptor count, read from /proc,
+returns to its baseline afterwards.
+"""
+
+import selectors
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ApiFactory, Champion, Tracking
+from tests.processes import SEED_BODY, Service, wait_for
+
+HALF_SENT = 1_500
+TIMEOUT = 2.0
+PREDICT_HEADERS = (
+    b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100\r\n\r\n"
+)
+
+
+def descriptors(api: Service) -> int:
+    return sum(1 for _ in Path(f"/proc/{api.process.pid}/fd").iterdir())
+
+
+@contextmanager
+def held(api: Service, count: int, payloads: list[bytes]) -> Iterator[list[socket.socket]]:
+    """`count` connections, each sending one of `payloads` (in turn) and then nothing."""
+    port = int(api.url.rsplit(":", 1)[1])
+    with ExitStack() as stack:
+        sockets = []
+        for n in range(count):
+            connection = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+            connection.sendall(payloads[n % len(payloads)])
+            sockets.append(connection)
+        yield sockets
+
+
+def answers_when_closed(sockets: list[socket.socket], deadline: float) -> dict[int, bytes]:
+    """What each socket received by the time the server closed it (until `deadline`)."""
+    received: dict[int, bytes] = {id(s): b"" for s in sockets}
+    with selectors.DefaultSelector() as selector:
+        for s in sockets:
+            s.setblocking(False)
+            selector.register(s, selectors.EVENT_READ)
+        open_ = len(sockets)
+        while open_ and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=0.5):
+                chunk = key.fileobj.recv(4096)  # type: ignore[union-attr]
+                if chunk:
+                    received[id(key.fileobj)] += chunk
+                else:
+                    selector.unregister(key.fileobj)
+                    open_ -= 1
+    return received
+
+
+def start(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion, **settings: str
+) -> Service:
+    env = tracking.env(champion.model_dir, IRISOPS_INFERENCE_LOG="false", **settings)
+    return api_factory.start(env, ready_path="/ready")
+
+
+def test_half_sent_requests_are_dropped_in_time_and_normal_clients_never_fail(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion, figures: dict[str, Any]
+) -> None:
+    api = start(
+        api_factory,
+        tracking,
+        champion,
+        IRISOPS_HEADER_TIMEOUT=str(TIMEOUT),
+        IRISOPS_BODY_TIMEOUT=str(TIMEOUT),
+    )
+    baseline = descriptors(api)
+    # Half of them stop inside the headers, half after the headers of a 100-byte body.
+    with held(api, HALF_SENT, [b"POST /predict HTTP/1.1\r\nHost: 127", PREDICT_HEADERS]) as sockets:
+        started = time.monotonic()
+        with httpx.Client(base_url=api.url) as client:
+            statuses = [client.post("/predict", content=SEED_BODY).status_code for _ in range(200)]
+        peak = descriptors(api)  # the server has accepted them all by now
+        received = answers_when_closed(sockets, deadline=started + 10 * TIMEOUT)
+        dropped_after = time.monotonic() - started
+    assert statuses == [200] * 200, "normal clients were answered throughout"
+    assert peak >= baseline + HALF_SENT * 0.9, "the server did hold the connections"
+    timed_out = [r for r in received.values() if r.startswith(b"HTTP/1.1 408")]
+    assert len(timed_out) == HALF_SENT, f"{HALF_SENT - len(timed_out)} not answered 408"
+    wait_for(lambda: descriptors(api) <= baseline + 2, timeout=10)
+    figures["hostile_half_sent"] = {
+        "connections": HALF_SENT,
+        "timeout_s": TIMEOUT,
+        "all_dropped_after_s": round(dropped_after, 2),
+        "descriptors": {"baseline": baseline, "peak": peak, "after": descriptors(api)},
+        "normal_requests_ok": len(statuses),
+    }
+
+
+def test_past_the_connection_cap_requests_get_a_fast_503_and_probes_pass(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion, figures: dict[str, Any]
+) -> None:
+    api = start(api_factory, tracking, champion, IRISOPS_MAX_CONNECTIONS="50")
+    with held(api, 60, [b"GET /health HTTP/1.1\r\nHost"]):
+        latencies, answers = [], []
+        for _ in range(20):
+            begin = time.perf_counter()
+            answers.append(httpx.post(api.url + "/predict", content=SEED_BODY, timeout=5))
+            latencies.append(time.perf_counter() - begin)
+        assert all(a.status_code == 503 for a in answers)
+        assert answers[0].headers["retry-after"] == "1"
+        assert "too many connections" in answers[0].json()["detail"]
+        assert httpx.get(api.url + "/health").status_code == 200
+        assert httpx.get(api.url + "/ready").status_code == 200
+    wait_for(lambda: httpx.post(api.url + "/predict", content=SEED_BODY).status_code == 200)
+    figures["hostile_over_cap"] = {
+        "cap": 50,
+        "held": 60,
+        "median_503_ms": round(sorted(latencies)[len(latencies) // 2] * 1000, 2),
+        "max_503_ms": round(max(latencies) * 1000, 2),
+    }
+    assert max(latencies) < 1.0, "a 503 is an answer, not a wait"
+
+
+def test_idle_keep_alive_connections_are_closed(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion
+) -> None:
+    api = start(api_factory, tracking, champion, IRISOPS_KEEP_ALIVE_TIMEOUT="1")
+    body = SEED_BODY.encode()
+    request = PREDICT_HEADERS.replace(b"100", str(len(body)).encode()) + body
+    with held(api, 1, [request]) as [connection]:
+        started = time.monotonic()
+        [answer] = answers_when_closed([connection], deadline=started + 10).values()
+        closed_after = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert 0.5 < closed_after < 5, closed_after
