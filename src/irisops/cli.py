@@ -183,12 +183,12 @@ def train(
         raise fail("--no-promote and --force-promote contradict each other; give one")
     import warnings
 
-    from irisops.export import ParityError
-    from irisops.pipeline import run_training
     from irisops.registry import PromotionMode
     from irisops.report import training_summary
     from irisops.tracking import TrackingUnavailable
-    from irisops.train import InvalidParams, TrainParams
+    from irisops.training.export import ParityError
+    from irisops.training.fit import InvalidParams, TrainParams
+    from irisops.training.pipeline import run_training
 
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
     if not os.environ.get(DEBUG):  # MLflow's own INFO and WARNING lines (--debug shows them)
@@ -289,9 +289,9 @@ def report(
     from mlflow.exceptions import MlflowException
 
     from irisops import registry
-    from irisops.comparison import gate
     from irisops.report import comparison_markdown
     from irisops.tracking import run_url
+    from irisops.training.comparison import gate
 
     settings = Settings()
     client = registry_client(settings, settings.tracking_retries)

@@ -26,11 +26,12 @@ from mlflow.data.pandas_dataset import from_pandas
 from mlflow.models import infer_signature
 from sklearn.ensemble import RandomForestClassifier
 
-from irisops import __version__, comparison, data, evaluate, export, registry, release, train
+from irisops import __version__, registry, release
 from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata, sha256_of, write_bundle
 from irisops.config import Settings
 from irisops.registry import Decision, PromotionMode
 from irisops.tracking import configure_client, run_url, wait_for_server
+from irisops.training import comparison, data, evaluate, export, fit
 
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 # The trainer image's virtualenv has no pip, by design: MLflow would warn on every run that
@@ -126,14 +127,14 @@ def _silent(_: str) -> None:
 
 def run_training(
     settings: Settings,
-    params: train.TrainParams,
+    params: fit.TrainParams,
     mode: PromotionMode,
     step: Callable[[str], None] = _silent,
 ) -> TrainingResult:
     """`step` hears each stage as it starts: the CLI shows them as progress."""
     dataset = data.load()
     split = data.split(dataset, params.test_size, params.seed)
-    train.check(params, split)
+    fit.check(params, split)
     configure_client()
     step(f"connecting to the tracking server at {settings.tracking_uri}")
     wait_for_server(
@@ -157,7 +158,7 @@ def run_training(
         mlflow.log_params(params.as_params())
         _log_dataset(dataset, split)
         step(f"training a {params.n_estimators}-tree forest")
-        model = train.fit(split, params)
+        model = fit.fit(split, params)
         step(f"evaluating on the test set and {params.cv_folds}-fold cross-validation")
         metrics = evaluate.test_metrics(model, split) | evaluate.cross_validation(split, params)
         mlflow.log_metrics(metrics)

@@ -7,8 +7,8 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from irisops import data, evaluate, export, train
 from irisops.runtime import OnnxClassifier
+from irisops.training import data, evaluate, export, fit
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def dataset() -> data.Dataset:
 
 @pytest.fixture(scope="module")
 def model(dataset: data.Dataset) -> RandomForestClassifier:
-    return train.fit(data.split(dataset, 0.2, 42), train.TrainParams())
+    return fit.fit(data.split(dataset, 0.2, 42), fit.TrainParams())
 
 
 def test_canonical_flowers_are_classified(
@@ -54,10 +54,10 @@ def test_test_metrics_are_high_and_complete(
 
 def test_cross_validation_uses_the_training_set_only(dataset: data.Dataset) -> None:
     """The folds are the training split's, recomputed here; the test rows change nothing."""
-    params = train.TrainParams(n_estimators=10, cv_folds=3)
+    params = fit.TrainParams(n_estimators=10, cv_folds=3)
     split = data.split(dataset, 0.2, 42)
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=params.seed)
-    expected = cross_val_score(train.build(params), split.X_train, split.y_train, cv=folds)
+    expected = cross_val_score(fit.build(params), split.X_train, split.y_train, cv=folds)
     scores = evaluate.cross_validation(split, params)
     assert scores["cv_accuracy_mean"] == pytest.approx(float(np.mean(expected)))
     assert scores["cv_accuracy_std"] == pytest.approx(float(np.std(expected)))
@@ -78,7 +78,7 @@ def test_the_onnx_export_matches_scikit_learn_on_10000_random_points(
 def test_an_export_of_another_model_is_refused(
     model: RandomForestClassifier, dataset: data.Dataset
 ) -> None:
-    other = train.fit(data.split(dataset, 0.2, 1), train.TrainParams(n_estimators=3, seed=1))
+    other = fit.fit(data.split(dataset, 0.2, 1), fit.TrainParams(n_estimators=3, seed=1))
     with pytest.raises(export.ParityError, match="disagrees"):
         export.check_parity(model, export.export(other, 4), dataset, seed=0)
 
