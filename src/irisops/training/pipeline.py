@@ -1,8 +1,10 @@
-"""The training job: train, evaluate, export, log, register, gate, publish.
+"""The training job, stage by stage: connect, fit and log, export, register, judge, publish.
 
 Everything that can fail for a reason of its own (the server, the export parity)
 fails before the served model is touched: the model directory changes only in the
-last step, and only for a version that passed the promotion gate.
+last stage, and only for a version that passed the promotion gate. The stages after
+connecting run inside one MLflow run; leaving it by an exception marks the run FAILED,
+so a job that broke off never looks successful. `step` hears each stage as it starts.
 """
 
 import logging
@@ -125,6 +127,16 @@ def _silent(_: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class Job:
+    """What the stages after connecting share: the server they log to and who hears them."""
+
+    settings: Settings
+    client: MlflowClient
+    experiment_id: str
+    step: Callable[[str], None]
+
+
 def run_training(
     settings: Settings,
     params: fit.TrainParams,
@@ -132,9 +144,37 @@ def run_training(
     step: Callable[[str], None] = _silent,
 ) -> TrainingResult:
     """`step` hears each stage as it starts: the CLI shows them as progress."""
+    dataset, split = prepare(params)
+    job = connect(settings, step)
+    # Leaving this block by an exception marks the run FAILED: it never looks successful.
+    with mlflow.start_run(tags=run_tags()) as run:
+        model, metrics = fit_and_log(job, params, dataset, split)
+        onnx_bytes, parity = export_checked(job, model, dataset, params.seed)
+        metadata = _bundle_metadata(model, onnx_bytes, dataset, metrics, run.info.run_id, settings)
+        version = register(job, model, split, onnx_bytes, metadata)
+        decision = judge(job, mode, version, metrics, split)
+        published = publish(job, version, onnx_bytes, metadata) if decision.promote else None
+    return TrainingResult(
+        run_id=run.info.run_id,
+        run_url=run_url(settings.tracking_uri, job.experiment_id, run.info.run_id),
+        version=version,
+        metrics=metrics,
+        decision=decision,
+        parity=parity,
+        published=published,
+    )
+
+
+def prepare(params: fit.TrainParams) -> tuple[data.Dataset, data.Split]:
+    """The data and its split, first: options they rule out are refused before any connection."""
     dataset = data.load()
     split = data.split(dataset, params.test_size, params.seed)
     fit.check(params, split)
+    return dataset, split
+
+
+def connect(settings: Settings, step: Callable[[str], None]) -> Job:
+    """Wait for a server that is still starting, rather than fail half-way through a run."""
     configure_client()
     step(f"connecting to the tracking server at {settings.tracking_uri}")
     wait_for_server(
@@ -148,35 +188,62 @@ def run_training(
     )
     mlflow.set_tracking_uri(settings.tracking_uri)
     experiment = mlflow.set_experiment(settings.experiment)
-    client = MlflowClient(settings.tracking_uri)
+    return Job(settings, MlflowClient(settings.tracking_uri), experiment.experiment_id, step)
+
+
+def run_tags() -> dict[str, str]:
+    """Which code made the run: the package's version, and the commit in a git checkout."""
     tags = {"irisops.version": __version__}
     if commit := git_commit():
         tags["git_commit"] = commit
+    return tags
 
-    # Leaving this block by an exception marks the run FAILED: it never looks successful.
-    with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params(params.as_params())
-        _log_dataset(dataset, split)
-        step(f"training a {params.n_estimators}-tree forest")
-        model = fit.fit(split, params)
-        step(f"evaluating on the test set and {params.cv_folds}-fold cross-validation")
-        metrics = evaluate.test_metrics(model, split) | evaluate.cross_validation(split, params)
-        mlflow.log_metrics(metrics)
-        _log_plots(model, dataset, split)
 
-        step(f"exporting to ONNX and checking it on {export.RANDOM_POINTS:,} random points")
-        onnx_bytes = export.export(model, len(dataset.feature_names))
-        parity = export.check_parity(model, onnx_bytes, dataset, params.seed)
-        mlflow.log_metrics(
-            {"parity_max_probability_diff": parity.max_probability_diff, "parity_rows": parity.rows}
-        )
-        metadata = _bundle_metadata(model, onnx_bytes, dataset, metrics, run.info.run_id, settings)
+def fit_and_log(
+    job: Job, params: fit.TrainParams, dataset: data.Dataset, split: data.Split
+) -> tuple[RandomForestClassifier, dict[str, float]]:
+    """Logged before the export is tried, so a run that stops there still shows how it scored."""
+    mlflow.log_params(params.as_params())
+    _log_dataset(dataset, split)
+    job.step(f"training a {params.n_estimators}-tree forest")
+    model = fit.fit(split, params)
+    job.step(f"evaluating on the test set and {params.cv_folds}-fold cross-validation")
+    metrics = evaluate.test_metrics(model, split) | evaluate.cross_validation(split, params)
+    mlflow.log_metrics(metrics)
+    _log_plots(model, dataset, split)
+    return model, metrics
+
+
+def export_checked(
+    job: Job, model: RandomForestClassifier, dataset: data.Dataset, seed: int
+) -> tuple[bytes, export.ParityReport]:
+    """The API serves the export, not the forest: one that predicts otherwise stops the job."""
+    job.step(f"exporting to ONNX and checking it on {export.RANDOM_POINTS:,} random points")
+    onnx_bytes = export.export(model, len(dataset.feature_names))
+    parity = export.check_parity(model, onnx_bytes, dataset, seed)
+    mlflow.log_metrics(
+        {"parity_max_probability_diff": parity.max_probability_diff, "parity_rows": parity.rows}
+    )
+    return onnx_bytes, parity
+
+
+def register(
+    job: Job,
+    model: RandomForestClassifier,
+    split: data.Split,
+    onnx_bytes: bytes,
+    metadata: BundleMetadata,
+) -> str:
+    """A new version, and `challenger`, whatever the gate decides next.
+
+    The serving bundle rides inside the registered version, so the registry holds
+    exactly what the API serves.
+    """
+    name = job.settings.registered_model
+    job.step(f"logging the model and registering a version of {name}")
+    with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = Path(tmp)
         write_bundle(bundle_dir, onnx_bytes, metadata)
-
-        step(f"logging the model and registering a version of {settings.registered_model}")
-        # The serving bundle rides inside the registered version, so the registry holds
-        # exactly what the API serves.
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -185,28 +252,28 @@ def run_training(
             pip_requirements=PIP_REQUIREMENTS,
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             extra_files=[str(bundle_dir / MODEL_FILE), str(bundle_dir / METADATA_FILE)],
-            registered_model_name=settings.registered_model,
+            registered_model_name=name,
         )
-        version = str(info.registered_model_version)
-        client.set_registered_model_alias(settings.registered_model, registry.CHALLENGER, version)
+    version = str(info.registered_model_version)
+    job.client.set_registered_model_alias(name, registry.CHALLENGER, version)
+    return version
 
-        step(f"comparing v{version} with the champion on {settings.gate_metric}")
-        metric = settings.gate_metric
-        champion = comparison.rescored_champion(client, settings, split)
-        decision = registry.decide(mode, metric, metrics[metric], champion)
-        comparison.record(client, settings, version, champion, split)
-        registry.record_decision(client, settings.registered_model, version, decision)
-        published = None
-        if decision.promote:
-            step(f"publishing v{version} to {settings.served_model_dir}")
-            registered = metadata.model_copy(update={"version": version})
-            published = release.promote(client, settings, version, onnx_bytes, registered)
-    return TrainingResult(
-        run_id=run.info.run_id,
-        run_url=run_url(settings.tracking_uri, experiment.experiment_id, run.info.run_id),
-        version=version,
-        metrics=metrics,
-        decision=decision,
-        parity=parity,
-        published=published,
-    )
+
+def judge(
+    job: Job, mode: PromotionMode, version: str, metrics: dict[str, float], split: data.Split
+) -> Decision:
+    """The gate, recorded on the version with what it was based on, promoted or not."""
+    settings, client, metric = job.settings, job.client, job.settings.gate_metric
+    job.step(f"comparing v{version} with the champion on {metric}")
+    champion = comparison.rescored_champion(client, settings, split)
+    decision = registry.decide(mode, metric, metrics[metric], champion)
+    comparison.record(client, settings, version, champion, split)
+    registry.record_decision(client, settings.registered_model, version, decision)
+    return decision
+
+
+def publish(job: Job, version: str, onnx_bytes: bytes, metadata: BundleMetadata) -> Path:
+    """The one stage that touches what the API serves: last, after everything that can fail."""
+    job.step(f"publishing v{version} to {job.settings.served_model_dir}")
+    registered = metadata.model_copy(update={"version": version})
+    return release.promote(job.client, job.settings, version, onnx_bytes, registered)
