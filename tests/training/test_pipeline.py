@@ -1,78 +1,92 @@
 """The training job against a real tracking server: what it logs, registers, gates and publishes.
 
-These tests share one registered model of their own (not the session champion's), and
-run in file order: first version, a worse one, the overrides, then rollback.
+Every test holds alone and in any order. Each uses a registered model of its own (never the
+session champion's): `first` and `gated` are shared by tests that never move an alias, and a
+test that moves one trains into a fresh registered model.
 """
 
 import json
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
 from irisops import bundle
 from irisops.bundle import sha256_of
 from tests.conftest import Tracking
 from tests.processes import free_port, irisops
+from tests.registries import Registry
 
-MODEL = "iris-pipeline-test"
+# Versions a test only needs to exist; all score the same on the default split.
+FAST = ("--n-estimators", "10")
+# A one-split stump: scores below any of them.
+WORSE = ("--n-estimators", "1", "--max-depth", "1")
+
+
+@dataclass(frozen=True)
+class FirstVersion:
+    registry: Registry
+    result: subprocess.CompletedProcess[str]
+
+    @property
+    def output(self) -> str:
+        return self.result.stdout
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pipeline_models")
-
-
-@pytest.fixture(scope="module")
-def env(tracking: Tracking, model_dir: Path) -> dict[str, str]:
-    return tracking.env(model_dir, IRISOPS_REGISTERED_MODEL=MODEL)
-
-
-@pytest.fixture(scope="module")
-def client(tracking: Tracking) -> MlflowClient:
-    return MlflowClient(tracking.uri)
-
-
-@pytest.fixture(scope="module")
-def first_run(env: dict[str, str]) -> str:
-    result = irisops("train", "--n-estimators", "50", env=env)
+def first(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory) -> FirstVersion:
+    """Version 1 of a fresh registered model: its tests only read, so aliases stay on v1."""
+    registry = Registry(tracking, tmp_path_factory.mktemp("first"), "pipeline-first")
+    result = registry.run("train", "--n-estimators", "50")
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return FirstVersion(registry, result)
 
 
-def version_of(client: MlflowClient, alias: str) -> str:
-    return str(client.get_model_version_by_alias(MODEL, alias).version)
+@pytest.fixture(scope="module")
+def gated(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """A champion v1 that its tests' versions never replace (worse ones, or --no-promote)."""
+    registry = Registry(tracking, tmp_path_factory.mktemp("gated"), "pipeline-gated")
+    registry.cli("train", *FAST)
+    return registry
 
 
-def served_version(model_dir: Path) -> str | None:
-    return bundle.read_current(model_dir)[1].version
+@pytest.fixture
+def fresh(tracking: Tracking, tmp_path: Path, request: pytest.FixtureRequest) -> Registry:
+    """A registered model of this test alone, with v1 champion and served."""
+    registry = Registry(tracking, tmp_path, f"pipeline-{request.node.name}")
+    registry.cli("train", *FAST)
+    assert registry.champion() == registry.served() == "1"
+    return registry
 
 
-def test_first_version_is_registered_promoted_and_published(
-    first_run: str, client: MlflowClient, model_dir: Path
-) -> None:
-    assert "promoted (no champion yet)" in first_run
-    assert version_of(client, "champion") == "1"
-    assert version_of(client, "challenger") == "1"
-    assert served_version(model_dir) == "1"
-    tags = client.get_model_version(MODEL, "1").tags
+def new_version(registry: Registry, *args: str) -> tuple[str, str]:
+    """Train into REGISTRY; the new version and what the command printed."""
+    output = registry.cli("train", *args)
+    return registry.alias("challenger"), output
+
+
+def test_first_version_is_registered_promoted_and_published(first: FirstVersion) -> None:
+    registry = first.registry
+    assert "promoted (no champion yet)" in first.output
+    assert registry.champion() == registry.alias("challenger") == registry.served() == "1"
+    tags = registry.client.get_model_version(registry.name, "1").tags
     assert tags["irisops.promotion"] == "promoted"
     assert tags["irisops.promotion_reason"] == "no champion yet"
 
 
 def test_summary_shows_metrics_run_url_version_and_decision(
-    first_run: str, tracking: Tracking
+    first: FirstVersion, tracking: Tracking
 ) -> None:
     for metric in ("test_accuracy", "test_f1_macro", "test_log_loss", "cv_accuracy_mean"):
-        assert metric in first_run
-    assert f"{tracking.uri}/#/experiments/" in first_run.replace("\n", "")
-    assert f"{MODEL} v1" in first_run
+        assert metric in first.output
+    assert f"{tracking.uri}/#/experiments/" in first.output.replace("\n", "")
+    assert f"{first.registry.name} v1" in first.output
 
 
-def test_the_run_records_params_metrics_tags_and_dataset(
-    first_run: str, client: MlflowClient
-) -> None:
-    version = client.get_model_version(MODEL, "1")
+def test_the_run_records_params_metrics_tags_and_dataset(first: FirstVersion) -> None:
+    client = first.registry.client
+    version = client.get_model_version(first.registry.name, "1")
     assert version.run_id is not None
     run = client.get_run(version.run_id)
     assert run.info.status == "FINISHED"
@@ -108,9 +122,10 @@ def test_the_run_records_params_metrics_tags_and_dataset(
 
 
 def test_the_run_has_evaluation_plots_and_the_model_with_signature(
-    first_run: str, client: MlflowClient, tmp_path: Path
+    first: FirstVersion, tmp_path: Path
 ) -> None:
-    run_id = client.get_model_version(MODEL, "1").run_id
+    client, name = first.registry.client, first.registry.name
+    run_id = client.get_model_version(name, "1").run_id
     assert run_id is not None
     artifacts = {a.path for a in client.list_artifacts(run_id)} | {
         a.path for a in client.list_artifacts(run_id, "plots")
@@ -118,7 +133,7 @@ def test_the_run_has_evaluation_plots_and_the_model_with_signature(
     assert "plots/feature_importances.png" in artifacts
     assert "plots/per_class_metrics.png" in artifacts
     assert any("confusion_matrix" in path for path in artifacts), artifacts
-    source = client.get_model_version_download_uri(MODEL, "1")
+    source = client.get_model_version_download_uri(name, "1")
     from mlflow.artifacts import download_artifacts
 
     local = Path(
@@ -134,18 +149,20 @@ def test_the_run_has_evaluation_plots_and_the_model_with_signature(
 
 
 def test_the_registered_version_contains_exactly_what_is_served(
-    first_run: str, client: MlflowClient, model_dir: Path, tmp_path: Path
+    first: FirstVersion, tmp_path: Path
 ) -> None:
     from irisops.registry import fetch_bundle
 
-    metadata, onnx_bytes = fetch_bundle(client, MODEL, "1", tmp_path)
-    _, served, served_bytes = bundle.read_current(model_dir)
+    registry = first.registry
+    metadata, onnx_bytes = fetch_bundle(registry.client, registry.name, "1", tmp_path)
+    _, served, served_bytes = bundle.read_current(registry.model_dir)
     assert sha256_of(onnx_bytes) == served.sha256 == sha256_of(served_bytes)
     assert metadata.run_id == served.run_id
 
 
-def test_published_metadata_describes_the_model(first_run: str, model_dir: Path) -> None:
-    metadata = json.loads((model_dir / "current" / "metadata.json").read_text())
+def test_published_metadata_describes_the_model(first: FirstVersion) -> None:
+    current = first.registry.model_dir / "current"
+    metadata = json.loads((current / "metadata.json").read_text())
     assert metadata["version"] == "1"
     assert metadata["class_names"] == ["setosa", "versicolor", "virginica"]
     assert metadata["feature_names"] == [
@@ -154,69 +171,50 @@ def test_published_metadata_describes_the_model(first_run: str, model_dir: Path)
         "petal_length",
         "petal_width",
     ]
-    assert metadata["sha256"] == sha256_of((model_dir / "current" / "model.onnx").read_bytes())
+    assert metadata["sha256"] == sha256_of((current / "model.onnx").read_bytes())
     for key in ("run_id", "metrics", "created_at", "published_at"):
         assert metadata[key]
 
 
-def test_a_worse_version_is_registered_as_challenger_but_not_served(
-    first_run: str, env: dict[str, str], client: MlflowClient, model_dir: Path
-) -> None:
-    served_before = bundle.current_target(model_dir)
-    result = irisops("train", "--n-estimators", "1", "--max-depth", "1", env=env)
-    assert result.returncode == 0, result.stderr
-    assert "not promoted" in result.stdout
-    assert version_of(client, "challenger") == "2"
-    assert version_of(client, "champion") == "1"
-    assert bundle.current_target(model_dir) == served_before
-    tags = client.get_model_version(MODEL, "2").tags
+def test_a_worse_version_is_registered_as_challenger_but_not_served(gated: Registry) -> None:
+    served_before = bundle.current_target(gated.model_dir)
+    version, output = new_version(gated, *WORSE)
+    assert "not promoted" in output
+    assert gated.champion() == "1"
+    assert bundle.current_target(gated.model_dir) == served_before
+    tags = gated.client.get_model_version(gated.name, version).tags
     assert tags["irisops.promotion"] == "not promoted"
     assert "<" in tags["irisops.promotion_reason"]
 
 
-def test_no_promote_registers_without_touching_the_champion(
-    first_run: str, env: dict[str, str], client: MlflowClient, model_dir: Path
-) -> None:
-    result = irisops("train", "--n-estimators", "50", "--no-promote", env=env)
-    assert result.returncode == 0, result.stderr
-    assert version_of(client, "champion") == "1"
-    assert served_version(model_dir) == "1"
+def test_no_promote_registers_without_touching_the_champion(gated: Registry) -> None:
+    version, _ = new_version(gated, *FAST, "--no-promote")
+    assert version != "1"
+    assert gated.champion() == gated.served() == "1"
+    assert gated.reason(version) == "--no-promote given"
 
 
-def test_force_promote_serves_even_a_worse_version(
-    first_run: str, env: dict[str, str], client: MlflowClient, model_dir: Path
-) -> None:
-    result = irisops("train", "--n-estimators", "1", "--max-depth", "1", "--force-promote", env=env)
-    assert result.returncode == 0, result.stderr
-    forced = version_of(client, "champion")
-    assert forced != "1"
-    assert served_version(model_dir) == forced
+def test_force_promote_serves_even_a_worse_version(fresh: Registry) -> None:
+    version, _ = new_version(fresh, *WORSE, "--force-promote")
+    assert fresh.champion() == fresh.served() == version == "2"
 
 
-def test_models_lists_versions_with_aliases(first_run: str, env: dict[str, str]) -> None:
-    result = irisops("models", env={**env, "COLUMNS": "200"})
-    assert result.returncode == 0, result.stderr
-    assert "champion" in result.stdout and "challenger" in result.stdout
-    assert "test_accuracy" in result.stdout
+def test_models_lists_versions_with_aliases(first: FirstVersion) -> None:
+    output = first.registry.cli("models")
+    assert "champion" in output and "challenger" in output
+    assert "test_accuracy" in output
 
 
-def test_promote_rolls_back_to_an_earlier_version(
-    first_run: str, env: dict[str, str], client: MlflowClient, model_dir: Path
-) -> None:
-    result = irisops("promote", "1", env=env)
-    assert result.returncode == 0, result.stderr
-    assert version_of(client, "champion") == "1"
-    assert served_version(model_dir) == "1"
-    assert (
-        client.get_model_version(MODEL, "1").tags["irisops.promotion_reason"]
-        == "promoted by hand, pinned"
-    )
+def test_promote_rolls_back_to_an_earlier_version(fresh: Registry) -> None:
+    new_version(fresh, *WORSE, "--force-promote")
+    assert fresh.champion() == "2"
+    fresh.cli("promote", "1")
+    assert fresh.champion() == fresh.served() == "1"
+    assert fresh.reason("1") == "promoted by hand, pinned"
 
 
-def test_promote_of_an_unknown_version_is_one_clear_line(
-    first_run: str, env: dict[str, str]
-) -> None:
-    result = irisops("promote", "999", env=env)
+def test_promote_of_an_unknown_version_is_one_clear_line(first: FirstVersion) -> None:
+    result = first.registry.run("promote", "999")
     assert result.returncode == 1
     assert "999" in result.stderr
     assert "Traceback" not in result.stderr
@@ -240,7 +238,7 @@ def test_unreachable_tracking_server_fails_clearly_and_publishes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_contradictory_promotion_flags_are_refused(env: dict[str, str]) -> None:
-    result = irisops("train", "--no-promote", "--force-promote", env=env)
+def test_contradictory_promotion_flags_are_refused(tracking: Tracking, tmp_path: Path) -> None:
+    result = irisops("train", "--no-promote", "--force-promote", env=tracking.env(tmp_path))
     assert result.returncode == 1
     assert "contradict" in result.stderr
