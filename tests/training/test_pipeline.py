@@ -1,8 +1,9 @@
 """The training job against a real tracking server: what it logs, registers, gates and publishes.
 
 Every test holds alone and in any order. Each uses a registered model of its own (never the
-session champion's): `first` and `gated` are shared by tests that never move an alias, and a
-test that moves one trains into a fresh registered model.
+session champion's): `first` is shared by tests that only read, `gated` by tests whose
+versions never replace its champion, and a test that moves the champion trains into a fresh
+registered model.
 """
 
 import json
@@ -22,6 +23,15 @@ from tests.registries import Registry
 FAST = ("--n-estimators", "10")
 # A one-split stump: scores below any of them.
 WORSE = ("--n-estimators", "1", "--max-depth", "1")
+# What MLflow prints of its own: log records, the registry's notices, the run's links.
+MLFLOW_LINES = (
+    "INFO mlflow.",
+    "Successfully registered model",
+    "already exists. Creating a new version",
+    "Created version",
+    "View run",
+    "View experiment",
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ def new_version(registry: Registry, *args: str) -> tuple[str, str]:
     return registry.alias("challenger"), output
 
 
+def mlflow_lines(result: subprocess.CompletedProcess[str]) -> set[str]:
+    return {line for line in MLFLOW_LINES if line in result.stdout + result.stderr}
+
+
 def test_first_version_is_registered_promoted_and_published(first: FirstVersion) -> None:
     registry = first.registry
     assert "promoted (no champion yet)" in first.output
@@ -82,6 +96,23 @@ def test_summary_shows_metrics_run_url_version_and_decision(
         assert metric in first.output
     assert f"{tracking.uri}/#/experiments/" in first.output.replace("\n", "")
     assert f"{first.registry.name} v1" in first.output
+
+
+def test_training_prints_our_progress_and_summary_but_no_mlflow_lines(
+    first: FirstVersion, gated: Registry
+) -> None:
+    """A first version and a later one: MLflow words their registration differently."""
+    later = gated.run("train", *FAST, "--no-promote")
+    for result in (first.result, later):
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "• training a" in result.stdout and "Decision:" in result.stdout
+        assert mlflow_lines(result) == set(), result.stdout + result.stderr
+
+
+def test_debug_shows_mlflow_lines_as_well(gated: Registry) -> None:
+    result = gated.run("train", *FAST, "--no-promote", "--debug")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mlflow_lines(result) == set(MLFLOW_LINES) - {"Successfully registered model"}
 
 
 def test_the_run_records_params_metrics_tags_and_dataset(first: FirstVersion) -> None:

@@ -7,10 +7,14 @@ connecting run inside one MLflow run; leaving it by an exception marks the run F
 so a job that broke off never looks successful. `step` hears each stage as it starts.
 """
 
+import io
 import logging
+import re
 import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +44,10 @@ SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 # it cannot put pip's version in the logged conda.yaml (which then names pip unversioned).
 logging.getLogger("mlflow.utils.environment").addFilter(
     lambda record: "Failed to resolve installed pip version" not in record.getMessage()
+)
+# What MLflow prints while it registers a version, past its logger.
+REGISTRY_NOTICES = re.compile(
+    r"Successfully registered model |Registered model .* already exists|Created version "
 )
 # Passed explicitly: inferring them costs MLflow a 7 s subprocess per run.
 PIP_REQUIREMENTS = [
@@ -227,6 +235,27 @@ def export_checked(
     return onnx_bytes, parity
 
 
+@contextmanager
+def _registry_notices_follow_the_logger() -> Iterator[None]:
+    """MLflow's registry notices show only when its logger shows INFO lines (`--debug`).
+
+    MLflow prints them with `eprint`, straight to stderr: no logger or level governs them,
+    and its switch for that stream (`disable_logging`) is turned back on by its own lazy
+    imports. So stderr is caught around the one call that prints them, and all else it
+    caught is passed on.
+    """
+    if logging.getLogger("mlflow").isEnabledFor(logging.INFO):
+        yield
+        return
+    caught = io.StringIO()
+    try:
+        with redirect_stderr(caught):
+            yield
+    finally:
+        lines = caught.getvalue().splitlines(keepends=True)
+        sys.stderr.write("".join(line for line in lines if not REGISTRY_NOTICES.match(line)))
+
+
 def register(
     job: Job,
     model: RandomForestClassifier,
@@ -244,16 +273,17 @@ def register(
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = Path(tmp)
         write_bundle(bundle_dir, onnx_bytes, metadata)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(split.X_test, model.predict_proba(split.X_test)),
-            input_example=split.X_test.head(3),
-            pip_requirements=PIP_REQUIREMENTS,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            extra_files=[str(bundle_dir / MODEL_FILE), str(bundle_dir / METADATA_FILE)],
-            registered_model_name=name,
-        )
+        with _registry_notices_follow_the_logger():
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(split.X_test, model.predict_proba(split.X_test)),
+                input_example=split.X_test.head(3),
+                pip_requirements=PIP_REQUIREMENTS,
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+                extra_files=[str(bundle_dir / MODEL_FILE), str(bundle_dir / METADATA_FILE)],
+                registered_model_name=name,
+            )
     version = str(info.registered_model_version)
     job.client.set_registered_model_alias(name, registry.CHALLENGER, version)
     return version
