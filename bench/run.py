@@ -135,10 +135,10 @@ def in_process(stack: Stack) -> tuple[dict[str, float], dict[str, Any]]:
     import numpy as np
     import pandas as pd
 
-    from irisops import data
-    from irisops.export import ParityError, check_parity
     from irisops.runtime import OnnxClassifier
     from irisops.tracking import configure_client
+    from irisops.training import data
+    from irisops.training.export import ParityError, check_parity
 
     print("in-process single-row latency and export parity…", flush=True)
     configure_client()

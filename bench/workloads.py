@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import orjson
 
-from irisops import data
+from irisops.training import data
 
 FEATURES = list(data.FEATURE_NAMES)
 SEED_ROW = [5.1, 3.5, 1.4, 0.2]

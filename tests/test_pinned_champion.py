@@ -9,37 +9,13 @@ of its own, so the tests hold alone and in any order.
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
-from irisops import bundle
 from irisops.registry import TAG_PINNED
 from tests.conftest import Tracking
-from tests.processes import irisops
+from tests.registries import Registry
 
 # Small forests: every run of these tests scores the same, so the gate (>=) would promote.
 FAST = ("--n-estimators", "10")
-
-
-class Registry:
-    def __init__(self, tracking: Tracking, model_dir: Path, name: str) -> None:
-        self.env = tracking.env(model_dir, IRISOPS_REGISTERED_MODEL=name)
-        self.client = MlflowClient(tracking.uri)
-        self.model_dir = model_dir
-        self.name = name
-
-    def cli(self, *args: str) -> str:
-        result = irisops(*args, env={**self.env, "COLUMNS": "200"})
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    def champion(self) -> str:
-        return str(self.client.get_model_version_by_alias(self.name, "champion").version)
-
-    def served(self) -> str | None:
-        return bundle.read_current(self.model_dir)[1].version
-
-    def reason(self, version: str) -> str:
-        return self.client.get_model_version(self.name, version).tags["irisops.promotion_reason"]
 
 
 def roll_back(tracking: Tracking, model_dir: Path, name: str, *flags: str) -> Registry:
@@ -65,8 +41,7 @@ def test_training_after_a_rollback_registers_a_challenger_and_keeps_the_rollback
     output = pinned.cli("train", *FAST)
     assert "not promoted (champion v1 was promoted by hand" in output
     assert pinned.champion() == pinned.served() == "1"
-    challenger = str(pinned.client.get_model_version_by_alias(pinned.name, "challenger").version)
-    assert "promoted by hand" in pinned.reason(challenger)
+    assert "promoted by hand" in pinned.reason(pinned.alias("challenger"))
 
 
 def test_models_shows_which_champion_is_pinned(pinned: Registry) -> None:

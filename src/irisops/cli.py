@@ -113,7 +113,10 @@ def main() -> None:
 @app.callback()
 def options(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks on errors (accepted anywhere).")
+        bool,
+        typer.Option(
+            "--debug", help="Show tracebacks on errors, and MLflow's own lines (accepted anywhere)."
+        ),
     ] = False,
 ) -> None:
     """irisops: train an Iris RandomForest, track it in MLflow, serve the champion."""
@@ -191,16 +194,16 @@ def train(
     import warnings
 
     from irisops.bundle import BundleError
-    from irisops.export import ParityError
-    from irisops.pipeline import run_training
     from irisops.registry import PromotionMode
     from irisops.report import training_summary
     from irisops.tracking import TrackingUnavailable
-    from irisops.train import InvalidParams, TrainParams
+    from irisops.training.export import ParityError
+    from irisops.training.fit import InvalidParams, TrainParams
+    from irisops.training.pipeline import run_training
 
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-    if not os.environ.get(DEBUG):  # MLflow's own INFO and WARNING lines (--debug shows them)
-        logging.getLogger("mlflow").setLevel(logging.ERROR)
+    if not os.environ.get(DEBUG):
+        quiet_mlflow()
     params = TrainParams(
         n_estimators=n_estimators,
         max_depth=max_depth,
@@ -239,6 +242,15 @@ def train(
     except BundleError as exc:
         raise fail(str(exc)) from None
     training_summary(console, result, settings.registered_model)
+
+
+def quiet_mlflow() -> None:
+    """MLflow's own lines say again what our progress and summary say; --debug shows them."""
+    # Its log records; the notices it prints while registering follow this level too
+    # (irisops.training.pipeline). Its errors still show.
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    # The run's and experiment's links, which it writes to stdout as a run ends.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def registry_client(settings: Settings, retries: int) -> "MlflowClient":
@@ -299,9 +311,9 @@ def report(
     from mlflow.exceptions import MlflowException
 
     from irisops import registry
-    from irisops.comparison import gate
     from irisops.report import comparison_markdown
     from irisops.tracking import run_url
+    from irisops.training.comparison import gate
 
     settings = Settings()
     client = registry_client(settings, settings.tracking_retries)

@@ -58,7 +58,7 @@ def promote_existing(
 
 def promote_through_gate(client: MlflowClient, settings: Settings, version: str) -> Decision:
     """Promote VERSION only if the gate passes it: CI's promotion, never a pin."""
-    from irisops.comparison import gate  # needs the train extra: it re-reads the data
+    from irisops.training.comparison import gate  # the train extra: it re-reads the data
 
     name = settings.registered_model
     decision = gate(client, settings, registry.version_record(client, name, version))

@@ -8,8 +8,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
-    from irisops.pipeline import TrainingResult
     from irisops.registry import Decision, VersionRecord
+    from irisops.training.pipeline import TrainingResult
 
 # The first line of every comparison: a CI job finds its earlier comment by it.
 REPORT_MARKER = "<!-- irisops report -->"

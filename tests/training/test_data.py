@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from irisops import data
+from irisops.training import data
 
 
 def test_iris_is_loaded_locally_with_named_features_and_classes() -> None:

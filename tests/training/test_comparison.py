@@ -9,7 +9,7 @@ import re
 import pytest
 from mlflow import MlflowClient
 
-from irisops.comparison import TAG_CHAMPION_SCORE, TAG_DATA
+from irisops.training.comparison import TAG_CHAMPION_SCORE, TAG_DATA
 from tests.conftest import Tracking
 from tests.processes import irisops
 

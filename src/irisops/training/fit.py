@@ -6,7 +6,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
-from irisops.data import Split
+from irisops.training.data import Split
 
 
 @dataclass(frozen=True)

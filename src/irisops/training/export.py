@@ -6,8 +6,8 @@ import numpy as np
 from skl2onnx import to_onnx
 from sklearn.ensemble import RandomForestClassifier
 
-from irisops.data import Dataset, feature_box
 from irisops.runtime import PROBABILITY_TOLERANCE, OnnxClassifier
+from irisops.training.data import Dataset, feature_box
 
 RANDOM_POINTS = 10_000
 # Top-two probabilities closer than this are a tie: either class is a correct answer.

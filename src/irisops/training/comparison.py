@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from mlflow import MlflowClient
 
-from irisops import data, evaluate, registry
+from irisops import registry
 from irisops.config import Settings
 from irisops.registry import Champion, Decision, PromotionMode, VersionRecord
 from irisops.runtime import OnnxClassifier
+from irisops.training import data, evaluate
 
 TAG_CHAMPION_SCORE = "irisops.gate_champion_score"
 TAG_DATA = "irisops.gate_test_split_sha256"

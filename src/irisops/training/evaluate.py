@@ -14,8 +14,8 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from irisops.data import Dataset, Split
-from irisops.train import TrainParams, build
+from irisops.training.data import Dataset, Split
+from irisops.training.fit import TrainParams, build
 
 
 def test_metrics(model: RandomForestClassifier, split: Split) -> dict[str, float]:
