@@ -55,8 +55,12 @@ class Service:
     url: str
     log: Path
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+    def output(self, since: int = 0) -> str:
+        return self.log.read_bytes()[since:].decode(errors="replace")
+
+    def mark(self) -> int:
+        """Where the log ends now: `output(since=mark)` is then what the service wrote after."""
+        return self.log.stat().st_size
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
         if self.process.poll() is None:

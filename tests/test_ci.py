@@ -54,7 +54,7 @@ def registered(env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def registry_env(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A registered model of this module's own, with v1 champion."""
+    """A registered model of this module's own, with a champion (v1 until a test promotes)."""
     env = tracking.env(tmp_path_factory.mktemp("ci_models"), IRISOPS_REGISTERED_MODEL="ci-model")
     result = irisops("train", "--n-estimators", "10", env=env)
     assert result.returncode == 0, result.stderr
@@ -64,19 +64,20 @@ def registry_env(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory) -
 def test_train_ci_compares_the_new_version_with_the_champion_and_moves_nothing(
     registry_env: dict[str, str], tmp_path: Path
 ) -> None:
+    before = champion(registry_env)  # v1, or a later one if the promote-ci test ran first
     github = github_files(tmp_path)
     env = {**registry_env, **github, "SUMMARY": str(tmp_path / "report.md")}
     result = make("train-ci", env, "TRAIN_ARGS=--n-estimators 10 --max-depth 1")
     assert result.returncode == 0, result.stdout + result.stderr
     report = (tmp_path / "report.md").read_text()
-    version = re.search(r"^### ci-model v(\d+) against champion v1$", report, re.M)
+    version = re.search(rf"^### ci-model v(\d+) against champion v{before}$", report, re.M)
     assert version is not None, report
     assert report.startswith(MARKER)
     assert "| test_accuracy |" in report and "/#/experiments/" in report
     assert "**Gate** (`test_accuracy`, higher is better): does not pass" in report
     assert Path(github["GITHUB_STEP_SUMMARY"]).read_text() == report
     assert Path(github["GITHUB_OUTPUT"]).read_text() == f"version={version[1]}\n"
-    assert champion(registry_env) == "1", "train-ci never moves champion"
+    assert champion(registry_env) == before, "train-ci never moves champion"
 
 
 def test_promote_ci_promotes_only_what_the_gate_passes(registry_env: dict[str, str]) -> None:

@@ -5,7 +5,8 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -60,95 +61,110 @@ class Up:
                 child.kill()
 
 
-@pytest.fixture(scope="module")
-def ports() -> tuple[int, int]:
-    return free_port(), free_port()
+@dataclass
+class Started:
+    """A ready `irisops up`, where it keeps its state, and the children it started."""
+
+    up: Up
+    home: Path
+    ports: tuple[int, int]
+    children: list[psutil.Process]
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("up_home")
-
-
-@pytest.fixture(scope="module")
-def first_up(home: Path, ports: tuple[int, int]) -> Iterator[tuple[Up, list[psutil.Process]]]:
+@contextmanager
+def started(home: Path, ports: tuple[int, int]) -> Iterator[Started]:
     up = Up(home, *ports)
     children: list[psutil.Process] = []
     try:
         up.wait_ready()
         children = up.descendants()
-        yield up, children
+        yield Started(up, home, ports, children)
     finally:
         up.close(children)
 
 
+@pytest.fixture(scope="module")
+def first_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
+    """A first `irisops up` in an empty home, left running for the tests that only look at it."""
+    with started(tmp_path_factory.mktemp("up_home"), (free_port(), free_port())) as stack:
+        yield stack
+
+
+@dataclass
+class Terminated:
+    """A first `irisops up` in a home of its own, stopped with SIGTERM once it was ready."""
+
+    stack: Started
+    commands: list[str]
+    exit_code: int
+
+
+@pytest.fixture(scope="module")
+def terminated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminated]:
+    """The stop the SIGTERM test judges, and the state the restart test starts from.
+
+    A stack of its own: stopping `first_up` would take it from the tests that look at it.
+    """
+    ports = free_port(), free_port()
+    with started(tmp_path_factory.mktemp("terminated_home"), ports) as stack:
+        # Read while they run: a process that has exited has no command line to read.
+        commands = [" ".join(child.cmdline()) for child in stack.children]
+        yield Terminated(stack, commands, stack.up.stop())
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the documented commands need curl")
-def test_the_seeds_curl_commands_work_verbatim(first_up: tuple[Up, list[psutil.Process]]) -> None:
-    up, _ = first_up
-    assert '"status":"ok"' in curl(f"{up.api}/health")
+def test_the_seeds_curl_commands_work_verbatim(first_up: Started) -> None:
+    api = first_up.up.api
+    assert '"status":"ok"' in curl(f"{api}/health")
     answer = curl(
-        "-X", "POST", f"{up.api}/predict", "-H", "Content-Type: application/json", "-d", SEED_BODY
+        "-X", "POST", f"{api}/predict", "-H", "Content-Type: application/json", "-d", SEED_BODY
     )
     assert '"prediction":"setosa"' in answer
-    assert '"prediction":"setosa"' in curl("-X", "POST", f"{up.api}/predict", "-d", SEED_BODY)
+    assert '"prediction":"setosa"' in curl("-X", "POST", f"{api}/predict", "-d", SEED_BODY)
 
 
-def test_up_trains_once_and_prints_urls_and_commands(
-    first_up: tuple[Up, list[psutil.Process]],
-) -> None:
-    up, _ = first_up
-    output = up.output()
+def test_up_trains_once_and_prints_urls_and_commands(first_up: Started) -> None:
+    output = first_up.up.output()
     assert "No champion model yet: training one." in output
-    assert up.api in output
+    assert first_up.up.api in output
     assert "curl -X POST" in output
     assert "/docs" in output
 
 
-def test_all_state_lives_in_three_directories(
-    first_up: tuple[Up, list[psutil.Process]], home: Path
-) -> None:
+def test_all_state_lives_in_three_directories(first_up: Started) -> None:
+    home = first_up.home
     assert (home / "mlflow_data" / "mlflow.db").is_file()
     assert any((home / "mlflow_artifacts").rglob("model.onnx"))
     assert (home / "model_data" / "current" / "model.onnx").is_file()
 
 
 def test_a_busy_port_is_named_with_the_variable_that_moves_it(
-    first_up: tuple[Up, list[psutil.Process]], tmp_path: Path, ports: tuple[int, int]
+    first_up: Started, tmp_path: Path
 ) -> None:
-    env = environment(
-        tmp_path, IRISOPS_API_PORT=str(ports[0]), IRISOPS_TRACKING_PORT=str(free_port())
-    )
+    busy = first_up.ports[0]
+    env = environment(tmp_path, IRISOPS_API_PORT=str(busy), IRISOPS_TRACKING_PORT=str(free_port()))
     result = subprocess.run(
         [sys.executable, "-m", "irisops", "up"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
-    assert f"port {ports[0]} is busy" in result.stderr
+    assert f"port {busy} is busy" in result.stderr
     assert "IRISOPS_API_PORT" in result.stderr
 
 
-def test_sigterm_stops_every_child_process(first_up: tuple[Up, list[psutil.Process]]) -> None:
-    up, children = first_up
-    assert any("mlflow" in " ".join(c.cmdline()) for c in children)
-    assert up.stop() == 0
-    _, alive = psutil.wait_procs(children, timeout=15)
+def test_sigterm_stops_every_child_process(terminated: Terminated) -> None:
+    assert any("mlflow" in command for command in terminated.commands), terminated.commands
+    assert terminated.exit_code == 0
+    _, alive = psutil.wait_procs(terminated.stack.children, timeout=15)
     assert alive == [], [p.cmdline() for p in alive]
 
 
-def test_a_restart_keeps_the_champion_without_retraining(
-    first_up: tuple[Up, list[psutil.Process]], home: Path, ports: tuple[int, int]
-) -> None:
-    first, _ = first_up
-    assert first.process.poll() is not None, "runs after the SIGTERM test"
-    up = Up(home, *ports)
-    children: list[psutil.Process] = []
-    try:
-        up.wait_ready()
+def test_a_restart_keeps_the_champion_without_retraining(terminated: Terminated) -> None:
+    stopped = terminated.stack
+    with started(stopped.home, stopped.ports) as restarted:
+        up = restarted.up
         assert httpx.get(f"{up.api}/ready").json()["model_version"] == "1"
         assert "training one" not in up.output()
-        children = up.descendants()
         up.process.send_signal(signal.SIGINT)  # Ctrl-C
         assert up.process.wait(60) == 0
-        _, alive = psutil.wait_procs(children, timeout=15)
+        _, alive = psutil.wait_procs(restarted.children, timeout=15)
         assert alive == []
-    finally:
-        up.close(children)
