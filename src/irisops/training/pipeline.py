@@ -109,7 +109,7 @@ def _log_plots(model: RandomForestClassifier, dataset: data.Dataset, split: data
     )
 
 
-def _bundle_metadata(
+def bundle_metadata(
     model: RandomForestClassifier,
     onnx_bytes: bytes,
     dataset: data.Dataset,
@@ -163,7 +163,7 @@ def run_training(
         model, metrics = fit_and_log(job, params, dataset, split)
         onnx_bytes, parity = export_checked(job, model, dataset, params.seed)
         reference = profile_training_data(dataset, split)
-        metadata = _bundle_metadata(
+        metadata = bundle_metadata(
             model, onnx_bytes, dataset, metrics, run.info.run_id, settings, reference
         )
         version = register(job, model, split, onnx_bytes, metadata)
@@ -231,14 +231,14 @@ def fit_and_log(
 
 def profile_training_data(dataset: data.Dataset, split: data.Split) -> ReferenceProfile:
     """What live inputs are compared with: it rides in the bundle and is logged to the run."""
-    reference = reference_profile(
-        split.X_train.to_numpy(),
-        split.y_train,
-        list(dataset.feature_names),
-        list(dataset.class_names),
-    )
+    reference = training_reference(dataset, split)
     mlflow.log_dict(reference.model_dump(), REFERENCE_ARTIFACT)
     return reference
+
+
+def training_reference(dataset: data.Dataset, split: data.Split) -> ReferenceProfile:
+    features, classes = list(dataset.feature_names), list(dataset.class_names)
+    return reference_profile(split.X_train.to_numpy(), split.y_train, features, classes)
 
 
 def export_checked(
