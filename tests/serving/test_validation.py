@@ -14,10 +14,9 @@ from starlette.testclient import TestClient
 
 from irisops import bundle
 from irisops.config import Settings
-from irisops.profile import reference_profile
 from irisops.serving.app import create_app
 from irisops.training import data, export, fit
-from irisops.training.pipeline import bundle_metadata
+from irisops.training.pipeline import bundle_metadata, training_reference
 from tests.processes import SEED_BODY
 from tests.serving.bad_input import BAD_BATCH_BODIES, BAD_PREDICT_BODIES, assert_refusal
 
@@ -27,12 +26,7 @@ def publish_small_forest(model_dir: Path) -> None:
     split = data.split(dataset, 0.2, 0)
     model = fit.fit(split, fit.TrainParams(n_estimators=10))
     onnx_bytes = export.export(model, len(dataset.feature_names))
-    reference = reference_profile(
-        split.X_train.to_numpy(),
-        split.y_train,
-        list(dataset.feature_names),
-        list(dataset.class_names),
-    )
+    reference = training_reference(dataset, split)
     metadata = bundle_metadata(
         model, onnx_bytes, dataset, {}, "in-process", Settings(), reference
     ).model_copy(update={"version": "1"})
