@@ -13,7 +13,8 @@ summary="${SUMMARY:-train-summary.md}"
 if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
     home="$(mktemp -d)"
     port="$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    export IRISOPS_HOME="$home" IRISOPS_TRACKING_PORT="$port"
+    # A first start creates the database, slower on a busy runner: wait up to ~2 minutes.
+    export IRISOPS_HOME="$home" IRISOPS_TRACKING_PORT="$port" IRISOPS_TRACKING_RETRIES="${IRISOPS_TRACKING_RETRIES:-15}"
     export MLFLOW_TRACKING_URI="http://127.0.0.1:$port"
     setsid "$bin/irisops" tracking >"$home/mlflow.log" 2>&1 &
     server=$!

@@ -79,7 +79,7 @@ def test_a_full_model_directory_fails_the_trainer_in_one_line_and_serving_goes_o
         served = bundle.current_target(model_dir)
         entries = sorted(p.name for p in (model_dir / "versions").iterdir())
         fill(model_dir, leave_bytes=8192)
-        failed = irisops("train", "--n-estimators", "300", "--force-promote", env=env)
+        failed = irisops("train", "--n-estimators", "30", "--force-promote", env=env)
         assert failed.returncode == 1
         lines = failed.stderr.strip().splitlines()
         assert len(lines) == 1, failed.stderr

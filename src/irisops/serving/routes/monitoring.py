@@ -49,7 +49,11 @@ async def monitoring(request: Request) -> dict[str, Any]:
 @router.post(
     "/feedback",
     summary="The true class of answered rows, joined to their answers by request id",
-    responses={**ERRORS, 404: ERRORS[422] | {"description": "Unknown request id"}},
+    responses={
+        **ERRORS,
+        404: ERRORS[422] | {"description": "No answer with that request id"},
+        409: ERRORS[422] | {"description": "That row already has feedback"},
+    },
     openapi_extra=request_body(FeedbackItem),
 )
 async def feedback(request: Request) -> dict[str, Any]:
