@@ -45,9 +45,14 @@ from tests.k8s.manifests import KUSTOMIZATIONS, named, render
 from tests.k8s.policy import quantity
 from tests.processes import unavailable, wait_for
 
-HAPROXY = shutil.which("haproxy") or unavailable(
-    "haproxy is not installed (make test installs Debian's)",
-    "the replica tests need a real load balancer",
+# Debian installs it in /usr/sbin, which not every PATH holds.
+HAPROXY = (
+    shutil.which("haproxy")
+    or shutil.which("haproxy", path="/usr/sbin")
+    or unavailable(
+        "haproxy is not installed (make test installs Debian's)",
+        "the replica tests need a real load balancer",
+    )
 )
 MODEL = "iris-replicas-test"
 REPLICAS = 3
@@ -109,16 +114,17 @@ def train(tracking: Restartable, model_dir: Path, *args: str) -> tuple[str, Any,
     env = {**tracking.env, "MLFLOW_TRACKING_URI": tracking.url}
     env.update(IRISOPS_REGISTERED_MODEL=MODEL, IRISOPS_MODEL_DIR=str(model_dir))
     command = [sys.executable, "-m", "irisops", "train", *args]
-    process = psutil.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = 0.0
-    while process.poll() is None:
-        peak = max(peak, tree_rss_mb(process))
-        time.sleep(0.1)
-    output = process.stdout.read().decode() if process.stdout else ""
-    assert process.returncode == 0, output
+    log = model_dir.with_suffix(".log")
+    with log.open("wb") as out:
+        process = psutil.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, tree_rss_mb(process))
+            time.sleep(0.1)
+    assert process.returncode == 0, log.read_text()
     _, metadata, onnx_bytes = bundle.read_current(model_dir)
     rows = np.asarray(ROWS, dtype=np.float32)
-    return metadata.version, OnnxClassifier(onnx_bytes).predict_proba(rows), peak
+    return str(metadata.version), OnnxClassifier(onnx_bytes).predict_proba(rows), peak
 
 
 @pytest.fixture(scope="module")
