@@ -6,6 +6,7 @@ probes, the drain on SIGTERM against the server's own constants, registry mode, 
 reach the tracking server, and what each overlay changes.
 """
 
+import base64
 import copy
 import re
 from collections.abc import Callable
@@ -253,9 +254,11 @@ def test_the_local_store_lives_on_the_claim(rendered: dict[str, list[Object]]) -
     assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "mlflow-data"}}
     named(objects, "PersistentVolumeClaim", "mlflow-data")
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "data")
+    assert mount["mountPath"] == "/data"
     uri_secret = next(o for o in objects if o["kind"] == "Secret")
     assert uri_secret["metadata"]["name"].startswith("irisops-tracking-store")
-    assert "/data/" in uri_secret["data"]["backend-store-uri"] or mount["mountPath"] == "/data"
+    uri = base64.b64decode(uri_secret["data"]["backend-store-uri"]).decode()
+    assert uri == "sqlite:////data/mlflow_data/mlflow.db"
 
 
 def test_production_ships_no_secret(rendered: dict[str, list[Object]]) -> None:
