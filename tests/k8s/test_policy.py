@@ -129,7 +129,9 @@ def test_each_rule_catches_a_container_that_breaks_it(
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
-def test_the_processes_run_as_the_images_uid(rendered: dict[str, list[Object]], name: str) -> None:
+def test_the_processes_run_in_the_images_group(
+    rendered: dict[str, list[Object]], name: str
+) -> None:
     for obj in workloads(rendered[name]):
         pod = pod_spec(obj)
         assert pod is not None
