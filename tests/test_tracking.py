@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from irisops.config import Settings
-from irisops.tracking import TrackingUnavailable, server_command, wait_for_server
+from irisops.tracking import TrackingUnavailable, prepare_state, server_command, wait_for_server
 from tests.processes import free_port
 
 
@@ -54,3 +54,20 @@ def test_a_single_attempt_is_said_in_the_singular_and_the_message_names_the_fix(
     message = str(failure.value)
     assert f"{uri} is unreachable after 1 attempt:" in message
     assert "`make run`" in message and "MLFLOW_TRACKING_URI" in message
+
+
+@pytest.mark.parametrize("spelled_out", [False, True], ids=["default", "spelled-out"])
+def test_a_sqlite_store_is_created_whole_before_the_server_starts(
+    tmp_path: Path, spelled_out: bool
+) -> None:
+    """Also when the URI is given, as compose and the Kubernetes local overlay give it."""
+    database = tmp_path / "mlflow_data" / "mlflow.db"
+    uri = f"sqlite:///{database}" if spelled_out else None
+    prepare_state(Settings(home=tmp_path, backend_store_uri=uri))
+    assert database.stat().st_size > 0
+    assert not database.with_name("mlflow.db.partial").exists()
+
+
+def test_other_stores_are_left_to_mlflow(tmp_path: Path) -> None:
+    prepare_state(Settings(home=tmp_path, backend_store_uri="postgresql://u:p@db/mlflow"))
+    assert not (tmp_path / "mlflow_data").exists()

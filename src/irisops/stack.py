@@ -11,21 +11,25 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 from rich.console import Console
 
 from irisops.bundle import current_target
 from irisops.config import Settings
+from irisops.logfiles import RotatingLog
 from irisops.tracking import is_up, prepare_state
 
 STOP_TIMEOUT = 10.0
+# Each child's log is rotated past this size, keeping this many older files.
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
 START_TIMEOUT = 120.0
 
 
@@ -69,7 +73,7 @@ class Supervisor:
     settings: Settings
     console: Console
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: list[IO[bytes]] = field(default_factory=list)
+    logs: list[threading.Thread] = field(default_factory=list)
 
     @property
     def log_dir(self) -> Path:
@@ -88,19 +92,18 @@ class Supervisor:
         return [sys.executable, "-m", "irisops", *args]
 
     def start(self, name: str, *args: str, log_to_file: bool) -> subprocess.Popen[bytes]:
-        output: IO[bytes] | None = None
-        if log_to_file:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = (self.log_dir / f"{name}.log").open("ab")
-            self.logs.append(output)
         process = subprocess.Popen(
             self.command(*args),
             env=self.environment(),
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
+            stdout=subprocess.PIPE if log_to_file else None,
+            stderr=subprocess.STDOUT if log_to_file else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        if log_to_file and process.stdout is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = RotatingLog(self.log_dir / f"{name}.log", LOG_MAX_BYTES, LOG_BACKUPS)
+            self.logs.append(log.follow(process.stdout))
         self.children[name] = process
         return process
 
@@ -135,8 +138,8 @@ class Supervisor:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         self.children.clear()
-        for log in self.logs:
-            log.close()
+        for log in self.logs:  # each ends with its child's output
+            log.join(timeout=5)
 
 
 def _raise_stopped(signum: int, _: FrameType | None) -> None:

@@ -107,11 +107,22 @@ def write_auth_config(settings: Settings) -> Path:
 
 
 def prepare_state(settings: Settings) -> None:
-    if settings.backend_store_uri is None:
-        settings.mlflow_data_dir.mkdir(parents=True, exist_ok=True)
-        initialize_store(settings.mlflow_data_dir / SQLITE_FILE)
+    database = sqlite_file(settings.backend_uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        initialize_store(database)
     if settings.artifacts_destination is None:
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a `sqlite:////absolute/path` store, however the URI was given.
+
+    The default store and one spelled out (compose and the Kubernetes local overlay name
+    theirs) get the same whole-or-nothing creation; any other store is MLflow's to create.
+    """
+    path = uri.removeprefix("sqlite:///")
+    return Path(path) if path != uri and path.startswith("/") else None
 
 
 def initialize_store(database: Path) -> None:
