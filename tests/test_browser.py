@@ -34,6 +34,8 @@ FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 30_000
+# expect() waits 5 s by default: too little for the MLflow UI on a busy runner.
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")

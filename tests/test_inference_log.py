@@ -41,7 +41,7 @@ def test_files_rotate_by_size_and_the_oldest_are_deleted(tmp_path: Path) -> None
     log = InferenceLog(tmp_path, max_bytes=1024, keep=3)
     for i in range(40):
         log.record(entry(i))
-        log._write_pass()  # one pass per record, as a busy writer would
+        log.write_queued()  # one pass per record, as a busy writer would
     log.stop()
     files = inference_log.files(tmp_path)
     assert len(files) == 3
@@ -52,7 +52,7 @@ def test_files_rotate_by_size_and_the_oldest_are_deleted(tmp_path: Path) -> None
 def test_files_rotate_by_age(tmp_path: Path) -> None:
     log = InferenceLog(tmp_path, max_age=0.01)
     log.record(entry(0))
-    log._write_pass()
+    log.write_queued()
     time.sleep(0.02)
     log.record(entry(1))
     log.stop()
@@ -74,11 +74,11 @@ def test_a_failed_write_is_counted_and_writing_resumes_by_itself(tmp_path: Path)
     blocked.write_text("a file where the directory should be")
     log = InferenceLog(blocked)
     log.record(entry(0))
-    log._write_pass()
+    log.write_queued()
     assert log.counts.dropped_write_error == 1
     blocked.unlink()
     log.record(entry(1))
-    log._write_pass()
+    log.write_queued()
     assert [r["request_id"] for r in written(log, 0)] == ["r1"]
 
 

@@ -18,19 +18,18 @@ later). `read` yields them back, oldest first.
 
 import contextlib
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
+from irisops.drain import Drain
+
 PREFIX, SUFFIX = "inference-", ".jsonl"
-PASS_SECONDS = 0.05
 log = logging.getLogger("irisops.serving")
 
 
@@ -42,60 +41,57 @@ class LogCounts:
     files: int = 0
 
 
-@dataclass
 class InferenceLog:
-    directory: Path
-    queue_size: int = 10_000
-    max_bytes: int = 64 * 1024 * 1024
-    max_age: float = 3600.0
-    keep: int = 48
-    counts: LogCounts = field(default_factory=LogCounts)
-
-    def __post_init__(self) -> None:
-        self.queue: deque[dict[str, Any]] = deque()
+    def __init__(
+        self,
+        directory: Path,
+        queue_size: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_age: float = 3600.0,
+        keep: int = 48,
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.keep = keep
+        self.queued = Drain("inference-log", self._write, queue_size)
+        self._counts = LogCounts()
         self._file: BinaryIO | None = None
         self._opened = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
+
+    @property
+    def counts(self) -> LogCounts:
+        return LogCounts(**{**vars(self._counts), "dropped_full_queue": self.queued.dropped})
 
     def start(self) -> None:
-        self._thread.start()
+        self.queued.start()
 
     def stop(self) -> None:
         """Write what is queued, then close: a clean stop loses nothing."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._write_pass()
+        self.queued.stop()
         if self._file is not None:
             self._file.close()
 
     def record(self, entry: dict[str, Any]) -> None:
         """Queue one record, or count it dropped if the queue is full. Never blocks."""
-        if len(self.queue) >= self.queue_size:
-            self.counts.dropped_full_queue += 1
-            return
-        self.queue.append(entry)
+        self.queued.put(entry)
 
-    def _run(self) -> None:
-        while not self._stop.wait(PASS_SECONDS):
-            self._write_pass()
+    def write_queued(self) -> None:
+        """One writer pass now (the thread makes one every 50 ms)."""
+        self.queued.drain()
 
-    def _write_pass(self) -> None:
-        entries = [self.queue.popleft() for _ in range(len(self.queue))]
-        if not entries:
-            return
+    def _write(self, entries: list[dict[str, Any]]) -> None:
         try:
             lines = b"".join(map(_line, entries))
             out = self._current()
             out.write(lines)
             out.flush()
         except (OSError, TypeError) as exc:  # TypeError: a value orjson cannot write
-            self.counts.dropped_write_error += len(entries)
+            self._counts.dropped_write_error += len(entries)
             log.warning("inference log: dropped %d records: %s", len(entries), exc)
             self._close()
             return
-        self.counts.written += len(entries)
+        self._counts.written += len(entries)
 
     def _current(self) -> BinaryIO:
         if self._file is not None and (
@@ -108,7 +104,7 @@ class InferenceLog:
             path = self.directory / f"{PREFIX}{stamp}{SUFFIX}"
             self._file = path.open("ab")
             self._opened = time.monotonic()
-            self.counts.files += 1
+            self._counts.files += 1
             self._prune()
         return self._file
 

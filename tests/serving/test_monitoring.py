@@ -249,13 +249,22 @@ def shadowed(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory) -> It
     yield model_dir
 
 
+def shadow_api(
+    api_factory: ApiFactory, tracking: Tracking, shadowed: Path, tmp_path: Path
+) -> Service:
+    """An API serving the module's champion with its challenger (v2) in shadow."""
+    env = tracking.env(shadowed, IRISOPS_REGISTERED_MODEL=SHADOWED)
+    api = start(api_factory, env, tmp_path, IRISOPS_SHADOW="true")
+    wait_for(lambda: monitoring(api)["shadow"]["challenger_version"] == "2", timeout=30)
+    return api
+
+
 def test_shadow_scoring_never_changes_the_champions_answer(
     api_factory: ApiFactory, tracking: Tracking, shadowed: Path, tmp_path: Path
 ) -> None:
     env = tracking.env(shadowed, IRISOPS_REGISTERED_MODEL=SHADOWED)
     plain = start(api_factory, env, tmp_path / "plain")
-    shadow = start(api_factory, env, tmp_path / "shadow", IRISOPS_SHADOW="true")
-    wait_for(lambda: monitoring(shadow)["shadow"]["challenger_version"] == "2", timeout=30)
+    shadow = shadow_api(api_factory, tracking, shadowed, tmp_path / "shadow")
     rows = traffic(100, 5)
     for row in rows:
         body = json.dumps({"features": row}).encode()
@@ -278,9 +287,7 @@ def test_shadow_scoring_never_changes_the_champions_answer(
 def test_the_challengers_answers_are_logged_and_judged_by_feedback(
     api_factory: ApiFactory, tracking: Tracking, shadowed: Path, tmp_path: Path
 ) -> None:
-    env = tracking.env(shadowed, IRISOPS_REGISTERED_MODEL=SHADOWED)
-    api = start(api_factory, env, tmp_path, IRISOPS_SHADOW="true")
-    wait_for(lambda: monitoring(api)["shadow"]["challenger_version"] == "2", timeout=30)
+    api = shadow_api(api_factory, tracking, shadowed, tmp_path)
     answer = httpx.post(api.url + "/predict/batch", json={"instances": traffic(30, 6)})
     rid = answer.headers["X-Request-ID"]
     [shadowing] = logged(api, tmp_path, 1, kind="shadow")
@@ -297,8 +304,7 @@ def test_promote_with_evidence_shows_and_records_the_challengers_live_record(
     api_factory: ApiFactory, tracking: Tracking, shadowed: Path, tmp_path: Path
 ) -> None:
     env = tracking.env(shadowed, IRISOPS_REGISTERED_MODEL=SHADOWED)
-    api = start(api_factory, env, tmp_path, IRISOPS_SHADOW="true")
-    wait_for(lambda: monitoring(api)["shadow"]["challenger_version"] == "2", timeout=30)
+    api = shadow_api(api_factory, tracking, shadowed, tmp_path)
     cli = {**env, "IRISOPS_API_PORT": api.url.rsplit(":", 1)[1]}
     refused = irisops("promote", "2", "--evidence", env=cli)
     assert refused.returncode == 1

@@ -2,7 +2,15 @@
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from irisops.serving.errors import TOO_MANY_ROWS
@@ -97,14 +105,29 @@ class ModelInfo(BaseModel):
     metadata: dict[str, Any] | None
 
 
-def request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a body the route parses itself (see routes/predict.py for why)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+def request_body(shape: Any) -> dict[str, Any]:
+    """OpenAPI for a body the route parses itself (see routes/predict.py for why).
+
+    `shape` is a model, or any type pydantic can describe (a union of an item and a list).
+    """
+    schema = self_contained(TypeAdapter(shape).json_schema())
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def self_contained(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """A pydantic schema with its `$defs` written in place.
+
+    Its `#/$defs/...` references would point into the OpenAPI document's root, where
+    nothing is, once the schema sits inside an operation.
+    """
+    if isinstance(schema, list):
+        return [self_contained(item, defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    defs = {**(defs or {}), **schema.get("$defs", {})}
+    if "$ref" in schema:
+        return self_contained(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
+    return {key: self_contained(value, defs) for key, value in schema.items() if key != "$defs"}
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -14,19 +14,17 @@ not scored.
 
 import logging
 import random
-import threading
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from irisops.drain import Drain
 from irisops.serving.schemas import FEATURES
 from irisops.serving.store import ModelStore
 
-PASS_SECONDS = 0.05
 log = logging.getLogger("irisops.serving")
 
 
@@ -59,43 +57,33 @@ class Offer:
 Scored = Callable[[Offer, str, npt.NDArray[np.float32], npt.NDArray[np.intp]], None]
 
 
-@dataclass
 class Shadow:
-    store: ModelStore
-    fraction: float
-    on_scored: Scored
-    queue_size: int = 1_000
-    versions: dict[str, Agreement] = field(default_factory=dict)
-    dropped: int = 0
+    def __init__(
+        self, store: ModelStore, fraction: float, on_scored: Scored, queue_size: int = 1_000
+    ) -> None:
+        self.store = store
+        self.fraction = fraction
+        self.on_scored = on_scored
+        self.versions: dict[str, Agreement] = {}
+        self.queued = Drain("shadow", self._score_all, queue_size)
 
-    def __post_init__(self) -> None:
-        self.queue: deque[Offer] = deque()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
+    @property
+    def dropped(self) -> int:
+        return self.queued.dropped
 
     def start(self) -> None:
-        self._thread.start()
+        self.queued.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self.queued.stop()
 
     def offer(self, offer: Offer) -> None:
         if self.fraction < 1.0 and random.random() >= self.fraction:
             return
-        if len(self.queue) >= self.queue_size:
-            self.dropped += 1
-            return
-        self.queue.append(offer)
+        self.queued.put(offer)
 
-    def _run(self) -> None:
-        while not self._stop.wait(PASS_SECONDS):
-            self.score_queued()
-
-    def score_queued(self) -> None:
-        while self.queue:
-            offer = self.queue.popleft()
+    def _score_all(self, offers: list[Offer]) -> None:
+        for offer in offers:
             try:
                 self._score(offer)
             except Exception:  # a challenger that fails must never reach the champion

@@ -54,7 +54,7 @@ async def monitoring(request: Request) -> dict[str, Any]:
         404: ERRORS[422] | {"description": "No answer with that request id"},
         409: ERRORS[422] | {"description": "That row already has feedback"},
     },
-    openapi_extra=request_body(FeedbackItem),
+    openapi_extra=request_body(FeedbackItem | list[FeedbackItem]),
 )
 async def feedback(request: Request) -> dict[str, Any]:
     model = serving_model(request)

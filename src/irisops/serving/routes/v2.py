@@ -182,22 +182,6 @@ async def model_metadata(request: Request, name: str) -> oip.ModelMetadata:
 # --- inference ---------------------------------------------------------------------------
 
 
-def self_contained(schema: Any, defs: dict[str, Any] | None = None) -> Any:
-    """A pydantic schema with its `$defs` written in place.
-
-    Its `#/$defs/...` references would point into the OpenAPI document's root, where
-    nothing is, once the schema sits inside an operation.
-    """
-    if isinstance(schema, list):
-        return [self_contained(item, defs) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    defs = {**(defs or {}), **schema.get("$defs", {})}
-    if "$ref" in schema:
-        return self_contained(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
-    return {key: self_contained(value, defs) for key, value in schema.items() if key != "$defs"}
-
-
 INFER_RESPONSES: Responses = {
     200: {
         "description": (
@@ -216,7 +200,7 @@ INFER: dict[str, Any] = {
     "response_model": oip.InferenceResponse,
     "response_class": JSONResponse,  # for the documentation: the route returns its own
     "responses": INFER_RESPONSES,
-    "openapi_extra": self_contained(request_body(oip.InferenceRequest)),
+    "openapi_extra": request_body(oip.InferenceRequest),
 }
 
 
