@@ -118,6 +118,7 @@ def targets(r: dict[str, Any]) -> list[Target]:
             kept >= 0.9 and took,
         ),
         *inference_log_target(r),
+        *floor_targets(r),
     ]
 
 
@@ -137,6 +138,119 @@ def inference_log_target(r: dict[str, Any]) -> list[Target]:
             kept >= 0.9 and took,
         )
     ]
+
+
+def peer(r: dict[str, Any], prefix: str) -> dict[str, Any]:
+    (name,) = (name for name in r["peers"] if name.startswith(prefix))
+    found: dict[str, Any] = r["peers"][name]
+    return found
+
+
+def floor_targets(r: dict[str, Any]) -> list[Target]:
+    """Targets 9 to 11, for runs that measured the peers (older ones did not)."""
+    if "peers" not in r:
+        return []
+    ours, theirs = r["servers"]["irisops"], r["servers"]["mlflow"]
+    mlflow_batch = theirs["batch"]["10000"]["rows_per_s"]
+    batch = ours["batch"]["10000"]["rows_per_s"] / mlflow_batch
+    columnar = ours["columnar_batch"]["10000"]["rows_per_s"] / mlflow_batch
+    rps = ours["pairs"]["median_requests_per_s"]["predict"]
+    vs_mlflow = rps / theirs["predict"]["many"]["requests_per_s"]
+    vs_bento = peer(r, "BentoML")["pairs"]["ratio"]["median"]
+    vs_ceiling = peer(r, "bare ASGI")["pairs"]["ratio"]["median"]
+    n = r["settings"]["connections"]
+    return [
+        Target(
+            9,
+            "10,000-row batch rows/s vs MLflow, default answer form",
+            "≥ 5x",
+            f"{times(batch)} (columnar form {times(columnar)})",
+            batch >= 5,
+        ),
+        Target(
+            10,
+            f"`/predict` req/s at {n} connections (median of the pairs) vs MLflow",
+            "≥ 100x",
+            times(vs_mlflow),
+            vs_mlflow >= 100,
+        ),
+        Target(
+            10,
+            "`/predict` req/s vs BentoML, median of alternating pairs",
+            "> 1x",
+            times(vs_bento),
+            vs_bento > 1,
+        ),
+        Target(
+            11,
+            "`/predict` req/s vs a bare ASGI constant answer, same server setup, "
+            "median of alternating pairs",
+            "≥ 50%",
+            f"{vs_ceiling:.0%}",
+            vs_ceiling >= 0.5,
+        ),
+    ]
+
+
+def peers_table(r: dict[str, Any]) -> list[str]:
+    """Every server side by side, one worker each unless named, the same single row."""
+    ours, theirs = r["servers"]["irisops"], r["servers"]["mlflow"]
+    n = r["settings"]["connections"]
+
+    def row(name: str, server: dict[str, Any], ratio: str) -> list[str]:
+        many, one = server["predict"]["many"], server["predict"]["one"]
+        return [
+            name,
+            number(many["requests_per_s"]),
+            f"{number(one['p50_ms'])} / {number(one['p99_ms'])}",
+            f"{server['cold_start_s']:.2f}",
+            number(server["peak_rss_mib"]),
+            ratio,
+        ]
+
+    def paired(server: dict[str, Any]) -> str:
+        ratio = server["pairs"]["ratio"]
+        return f"{times(ratio['median'])} ({times(ratio['q1'])} to {times(ratio['q3'])})"
+
+    mlflow_ratio = (
+        ours["predict"]["many"]["requests_per_s"] / theirs["predict"]["many"]["requests_per_s"]
+    )
+    rows = [
+        [
+            "server",
+            f"req/s, {n} connections",
+            "p50 / p99 ms, 1 connection",
+            "cold start, s",
+            "peak RSS, MiB",
+            "irisops `/predict` ÷ it, median of alternating pairs (quartiles)",
+        ],
+        row("irisops `/predict`", ours, ""),
+        row("`mlflow models serve`", theirs, f"{times(mlflow_ratio)} (one run each)"),
+        *(row(name, server, paired(server)) for name, server in r["peers"].items()),
+    ]
+    return _table(rows)
+
+
+def batches_paragraph(r: dict[str, Any]) -> str:
+    ours, inside = r["servers"]["irisops"], r["batches_in_process"]
+    forms, pauses = inside["forms"], inside["gc"]
+    rows_ps = ours["batch"]["10000"]["rows_per_s"]
+    columnar_ps = ours["columnar_batch"]["10000"]["rows_per_s"]
+    frozen, unfrozen = pauses["frozen"], pauses["unfrozen"]
+    return (
+        f"Batches (target 9): over HTTP, 10,000-row batches answer {number(rows_ps)} rows/s "
+        f"in the default form and {number(columnar_ps)} rows/s with `?format=columnar`. "
+        f"In process (the ASGI app called directly, {forms['rounds']} alternating rounds): "
+        f"{number(forms['median_ms']['rows'])} vs {number(forms['median_ms']['columnar'])} ms "
+        f"a request, {forms['bytes']['rows']:,} vs {forms['bytes']['columnar']:,} bytes. "
+        f"Garbage collection, the heap frozen once the model is loaded (what the server does) "
+        f"vs not, {frozen['requests']} requests each in alternating blocks: p50 "
+        f"{number(frozen['p50_ms'])} vs {number(unfrozen['p50_ms'])} ms, p99 "
+        f"{number(frozen['p99_ms'])} vs {number(unfrozen['p99_ms'])} ms, max "
+        f"{number(frozen['max_ms'])} vs {number(unfrozen['max_ms'])} ms; full collections "
+        f"{frozen['full_collections']} taking {number(frozen['full_collection_ms'])} ms vs "
+        f"{unfrozen['full_collections']} taking {number(unfrozen['full_collection_ms'])} ms."
+    )
 
 
 def markdown(
@@ -256,6 +370,7 @@ def markdown(
                 "",
                 *_table(goals, numbers=False),
                 "",
+                *([*peers_table(r), "", batches_paragraph(r), ""] if "peers" in r else []),
                 telemetry_paragraph(r["telemetry"]),
                 "",
                 *(

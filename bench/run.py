@@ -20,7 +20,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import pairs, report, servers, switches, workloads
+from bench import batches as batches_
+from bench import pairs, peer_servers, report, servers, switches, workloads
 from bench import wrk as wrk_
 from irisops.bundle import read_current
 from irisops.runtime import usable_cpus
@@ -104,7 +105,10 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
             home, env, metadata.version or "unregistered", metadata.class_names, onnx_bytes
         )
         latency, parity = in_process(stack)
+        pickled = pickle_forest(stack)
         ours, checks = serve_ours(stack, load)
+        others = serve_peers(stack, load, pickled)
+        in_batches = batches_.measure(model_dir)
         settings = (load.wrk, load.connections, load.threads, load.warmup)
         telemetry_cost = switches.cost(switches.TELEMETRY, env, home, settings, model_dir)
         log_cost = switches.cost(switches.INFERENCE_LOG, env, home, settings, model_dir)
@@ -123,6 +127,8 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
             "in_process": latency,
             "parity": parity,
             "servers": {"irisops": ours, "mlflow": serve_mlflow(stack, load)},
+            "peers": others,
+            "batches_in_process": in_batches,
             "telemetry": telemetry_cost,
             "inference_log": log_cost,
             "checks": checks,
@@ -166,6 +172,18 @@ def in_process(stack: Stack) -> tuple[dict[str, float], dict[str, Any]]:
     return latency, {"holds": True, "detail": detail}
 
 
+def pickle_forest(stack: Stack) -> Path:
+    """The registered forest as a pickle, for the peers that serve scikit-learn themselves."""
+    import pickle
+
+    import mlflow.sklearn
+
+    forest = mlflow.sklearn.load_model(f"models:/{MODEL}/{stack.version}")
+    path = stack.home / "forest.pkl"
+    path.write_bytes(pickle.dumps(forest))
+    return path
+
+
 def serve_ours(stack: Stack, load: Load) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -182,6 +200,7 @@ def serve_ours(stack: Stack, load: Load) -> tuple[dict[str, Any], list[dict[str,
             "health": wrk_load(load, url, health),
             "pairs": predict_vs_health(load, url, predict, health),
             "batch": batches(f"{url}/predict/batch", workloads.ours_batch),
+            "columnar_batch": batches(f"{url}/predict/batch?format=columnar", workloads.ours_batch),
         }
         checks = workloads.answer_checks(url, stack.version, stack.class_names)
         return with_server(measured, server), [asdict(c) for c in checks]
@@ -205,6 +224,48 @@ def serve_mlflow(stack: Stack, load: Load) -> dict[str, Any]:
         measured = {
             "predict": wrk_load(load, url, invocations),
             "batch": batches(f"{url}/invocations", workloads.mlflow_batch),
+        }
+        return with_server(measured, server)
+
+
+def serve_peers(stack: Stack, load: Load, pickled: Path) -> dict[str, Any]:
+    """Each peer beside `irisops serve`: its own load, then the two in alternating pairs."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = stack.env | {"IRISOPS_API_PORT": str(port)}
+    predict = wrk_.Request("ours", "/predict", workloads.OURS_SINGLE)
+    measured: dict[str, Any] = {}
+    with servers.started(
+        "irisops serve",
+        servers.IRISOPS_SERVE,
+        env=env,
+        url=url,
+        ready_path="/ready",
+        log=stack.home / "api-peers.log",
+    ):
+        for make in (
+            peer_servers.constant,
+            partial(peer_servers.plain_fastapi, pickled=pickled),
+            partial(peer_servers.bentoml, pickled=pickled, home=stack.home),
+            partial(peer_servers.irisops_workers, workers=2),
+        ):
+            peer = make(free_port())
+            measured[peer.name] = serve_peer(stack, load, peer, (url, predict))
+    return measured
+
+
+def serve_peer(
+    stack: Stack, load: Load, peer: peer_servers.Peer, ours: tuple[str, wrk_.Request]
+) -> dict[str, Any]:
+    url = "http://127.0.0.1:" + peer.argv[peer.argv.index("--port") + 1]
+    print(f"{peer.name}…", flush=True)
+    log = stack.home / f"peer-{peer.request.name}.log"
+    with servers.started(
+        peer.name, peer.argv, env=stack.env | peer.env, url=url, ready_path=peer.ready_path, log=log
+    ) as server:
+        measured = {
+            "predict": wrk_load(load, url, peer.request),
+            "pairs": alternating(load, {"irisops": ours, "peer": (url, peer.request)}),
         }
         return with_server(measured, server)
 
@@ -237,8 +298,13 @@ def predict_vs_health(
     load: Load, url: str, predict: wrk_.Request, health: wrk_.Request
 ) -> dict[str, Any]:
     """/predict against /health in alternating short runs: steadier than one run of each."""
+    return alternating(load, {"predict": (url, predict), "health": (url, health)})
 
-    def run(request: wrk_.Request) -> float:
+
+def alternating(load: Load, two: dict[str, tuple[str, wrk_.Request]]) -> dict[str, Any]:
+    """The first of TWO (name: where and what to load) against the second, in PAIRS pairs."""
+
+    def run(url: str, request: wrk_.Request) -> float:
         return wrk_.run(
             load.wrk,
             url,
@@ -249,11 +315,10 @@ def predict_vs_health(
             script_dir=load.script_dir,
         ).clean_requests_per_s()
 
-    measured = pairs.alternate(
-        {"predict": partial(run, predict), "health": partial(run, health)}, PAIRS
-    )
-    ratio = pairs.ratios(measured, "predict", "health")
-    print(f"  /predict ÷ /health, median of {PAIRS} pairs: {ratio.median:.0%}", flush=True)
+    measured = pairs.alternate({name: partial(run, *where) for name, where in two.items()}, PAIRS)
+    first, second = two
+    ratio = pairs.ratios(measured, first, second)
+    print(f"  {first} ÷ {second}, median of {PAIRS} pairs: {ratio.median:.0%}", flush=True)
     return {
         "pairs": PAIRS,
         "pair_seconds": pairs.PAIR_SECONDS,

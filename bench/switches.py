@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench import pairs, servers, workloads
+from bench import asgi, pairs, servers, workloads
 from bench import wrk as wrk_
 from irisops.config import Settings
 from irisops.serving.app import create_app
@@ -175,45 +175,25 @@ def in_process(switch: Switch, model_dir: Path) -> dict[str, Any]:
 
 
 async def _drive(apps: dict[str, Any]) -> dict[str, list[float]]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/predict",
-        "raw_path": b"/predict",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    body = {"type": "http.request", "body": workloads.OURS_SINGLE, "more_body": False}
-    statuses: set[int] = set()
+    body = workloads.OURS_SINGLE
+    callers = {name: asgi.Caller(app, "/predict", body) for name, app in apps.items()}
 
-    async def receive() -> dict[str, Any]:
-        return body
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.add(message["status"])
-
-    async def round_us(app: Any, requests: int) -> float:
+    async def round_us(call: asgi.Caller, requests: int) -> float:
         begin = time.perf_counter()
         for _ in range(requests):
-            await app({**scope, "app": app, "state": {}}, receive, send)
+            await call()
         return (time.perf_counter() - begin) / requests * 1e6
 
     measured: dict[str, list[float]] = {name: [] for name in apps}
     async with AsyncExitStack() as lifespans:
         for app in apps.values():
             await lifespans.enter_async_context(app.router.lifespan_context(app))
-        for app in apps.values():
-            await round_us(app, 1_000)
+        for call in callers.values():
+            await round_us(call, 1_000)
         for n in range(ASGI_ROUNDS):
             for name in apps if n % 2 == 0 else reversed(list(apps)):
-                measured[name].append(await round_us(apps[name], ASGI_REQUESTS))
+                measured[name].append(await round_us(callers[name], ASGI_REQUESTS))
+    statuses = set().union(*(call.statuses for call in callers.values()))
     if statuses != {200}:
         raise RuntimeError(f"in-process /predict answered {sorted(statuses)}")
     return measured

@@ -46,7 +46,8 @@ def batch_throughput(url: str, body: bytes, row_count: int, requests: int) -> Ba
     """REQUESTS sequential posts of one batch over one keep-alive connection.
 
     The warm-up answers are checked to hold one prediction per row (both servers
-    answer {"predictions": [...]}), so a server that answers less cannot look fast.
+    answer {"predictions": [...]}, our columnar form {"class_ids": [...]}), so a server
+    that answers less cannot look fast.
     """
     headers = {"Content-Type": "application/json"}
     times = []
@@ -58,7 +59,8 @@ def batch_throughput(url: str, body: bytes, row_count: int, requests: int) -> Ba
             if response.status_code != 200:
                 raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
             if attempt < BATCH_WARMUP:
-                got = len(response.json()["predictions"])
+                answer = response.json()  # one prediction per row, or one class id (columnar)
+                got = len(answer["predictions"] if "predictions" in answer else answer["class_ids"])
                 if got != row_count:
                     raise RuntimeError(f"{url} answered {got} predictions for {row_count} rows")
             else:

@@ -11,7 +11,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -162,6 +162,46 @@ class TestBatch:
         assert_client_error(four, 413, "limit of 3", "IRISOPS_MAX_BATCH_ROWS")
 
 
+class TestColumnarBatch:
+    """`?format=columnar`: the same answers as the default form, one array per field."""
+
+    ROWS: ClassVar = [SEED_ROW, VIRGINICA_ROW, [5.9, 3.0, 4.2, 1.5]]
+
+    def test_holds_the_same_answers_as_the_rows_form(self, client: httpx.Client) -> None:
+        body = {"instances": self.ROWS}
+        rows = client.post("/predict/batch", json=body).json()
+        columnar = client.post("/predict/batch?format=columnar", json=body)
+        assert columnar.status_code == 200, columnar.text
+        answer = columnar.json()
+        assert answer["classes"] == ["setosa", "versicolor", "virginica"]
+        assert answer["model_version"] == rows["model_version"] == "1"
+        for i, row in enumerate(rows["predictions"]):
+            assert answer["classes"][answer["class_ids"][i]] == row["prediction"]
+            assert answer["class_ids"][i] == row["class_id"]
+            named = zip(answer["classes"], answer["probabilities"][i], strict=True)
+            assert dict(named) == row["probabilities"]
+
+    def test_format_rows_is_the_default_form(self, client: httpx.Client) -> None:
+        body = {"instances": self.ROWS}
+        explicit = client.post("/predict/batch?format=rows", json=body).json()
+        assert explicit == client.post("/predict/batch", json=body).json()
+
+    def test_empty_batch(self, client: httpx.Client) -> None:
+        response = client.post("/predict/batch?format=columnar", json={"instances": []})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert (answer["class_ids"], answer["probabilities"]) == ([], [])
+
+    def test_marks_rows_outside_the_training_range(self, client: httpx.Client) -> None:
+        body = {"instances": [SEED_ROW, [5.1, 3.5, 1.4, 9.9]]}
+        answer = client.post("/predict/batch?format=columnar&out_of_range=true", json=body).json()
+        assert answer["out_of_range"] == [[], ["petal_width"]]
+
+    def test_an_unknown_format_is_refused_by_name(self, client: httpx.Client) -> None:
+        response = client.post("/predict/batch?format=csv", json={"instances": [SEED_ROW]})
+        assert_client_error(response, 422, "format must be 'rows' or 'columnar'", "'csv'")
+
+
 # --- Bad input -----------------------------------------------------------------------------
 
 
@@ -274,6 +314,13 @@ def test_openapi_documents_predict(client: httpx.Client) -> None:
     }
     batch = spec["paths"]["/predict/batch"]["post"]
     assert "413" in batch["responses"]
+    (form,) = (p for p in batch["parameters"] if p["name"] == "format")
+    assert form["schema"]["enum"] == ["rows", "columnar"]
+    answers = batch["responses"]["200"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {a["$ref"].rsplit("/", 1)[1] for a in answers} == {
+        "BatchPrediction",
+        "ColumnarBatchPrediction",
+    }
     assert (
         "instances" in batch["requestBody"]["content"]["application/json"]["schema"]["properties"]
     )

@@ -77,6 +77,21 @@ class BatchPrediction(BaseModel):
     model_version: str = Field(examples=["3"])
 
 
+class ColumnarBatchPrediction(BaseModel):
+    """`?format=columnar`: row i is `classes[class_ids[i]]`, with `probabilities[i]`."""
+
+    classes: list[str] = Field(examples=[["setosa", "versicolor", "virginica"]])
+    class_ids: list[int] = Field(examples=[[0, 2]])
+    probabilities: list[list[float]] = Field(
+        description="One row per instance, one column per class, in `classes` order.",
+        examples=[[[1.0, 0.0, 0.0], [0.0, 0.02, 0.98]]],
+    )
+    model_version: str = Field(examples=["3"])
+    out_of_range: list[list[str]] | None = Field(
+        None, description="With ?out_of_range=true: the features outside training's range."
+    )
+
+
 class FieldError(BaseModel):
     field: str = Field(examples=["features[3]"])
     message: str = Field(examples=["must be a finite number, got NaN"])

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from irisops.runtime import LoadedModel
 from irisops.serving.deps import serving_model, settings_of
+from irisops.serving.errors import ApiError
 from irisops.serving.metrics import Metrics, metrics_of
 from irisops.serving.monitor import Monitor, monitor_of
 from irisops.serving.schemas import (
@@ -33,6 +34,7 @@ from irisops.serving.schemas import (
     FEATURES,
     BatchPrediction,
     BatchRequest,
+    ColumnarBatchPrediction,
     ErrorResponse,
     Prediction,
     PredictRequest,
@@ -48,6 +50,17 @@ Body = TypeVar("Body", bound=BaseModel)
 # the event loop keeps answering other requests meanwhile; a 10,000-row batch would
 # otherwise block it for tens of milliseconds. Smaller bodies are not worth the hop.
 OFFLOAD_BYTES = 16 * 1024
+# /predict/batch?format=...: one object per row (the default), or one array per field.
+ROWS, COLUMNAR = "rows", "columnar"
+FORMAT_PARAMETER = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "description": "`rows` (default): one answer object per instance. `columnar`: the "
+    "class names once, then `class_ids` and a `probabilities` matrix (a row per "
+    "instance, a column per class); a fraction of the bytes, and cheaper to build.",
+    "schema": {"type": "string", "enum": [ROWS, COLUMNAR], "default": ROWS},
+}
 
 
 class JSONBytes(Response):
@@ -88,6 +101,7 @@ class Batch:
     monitor: Monitor
     max_rows: int
     mark: bool
+    columnar: bool
     started: float
 
 
@@ -102,19 +116,57 @@ def answer_batch(batch: Batch, raw: bytes) -> JSONBytes:
     model = batch.model
     body = parse(raw, BatchRequest, BATCH, max_rows=batch.max_rows)
     batch.metrics.batch(BATCH, len(body.instances))
-    if not body.instances:
-        return JSONBytes({"predictions": [], "model_version": model.version})
     features = features_of(body.instances)
+    if not body.instances and not batch.columnar:
+        return JSONBytes(rows_of(model))
     probabilities = model.classifier.predict_proba(features)
     class_ids = probabilities.argmax(axis=1)
     batch.metrics.predicted(model.metadata.class_names, class_ids)
+    batch.monitor.answered(BATCH, model, features, probabilities, class_ids, batch.started)
+    if batch.columnar:
+        return JSONBytes(columns(model, class_ids, probabilities, features if batch.mark else None))
     # zip(*columns) yields each row's float32 scalars as a tuple: about two thirds of
     # the time of iterating the rows as numpy arrays, for the same scalars and JSON.
     rows = answers(model, class_ids.tolist(), zip(*probabilities.T, strict=True))
     if batch.mark:
         mark_out_of_range(model, rows, features)
-    batch.monitor.answered(BATCH, model, features, probabilities, class_ids, batch.started)
-    return JSONBytes({"predictions": rows, "model_version": model.version})
+    return JSONBytes(rows_of(model, rows))
+
+
+def rows_of(model: LoadedModel, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"predictions": rows or [], "model_version": model.version}
+
+
+def columns(
+    model: LoadedModel,
+    class_ids: npt.NDArray[np.intp],
+    probabilities: npt.NDArray[np.float32],
+    marked: npt.NDArray[np.float32] | None,
+) -> dict[str, Any]:
+    """The columnar answer: numpy arrays that orjson writes without a Python object per row."""
+    answer: dict[str, Any] = {
+        "classes": model.metadata.class_names,
+        "class_ids": class_ids,
+        "probabilities": probabilities,
+        "model_version": model.version,
+    }
+    if marked is not None and (reference := model.metadata.reference) is not None:
+        answer["out_of_range"] = reference.outside(marked)
+    return answer
+
+
+def answer_format(request: Request) -> bool:
+    """Whether ?format=columnar was asked for; any value but the two is refused."""
+    if not request.scope["query_string"]:
+        return False
+    form = request.query_params.get("format", ROWS)
+    if form not in (ROWS, COLUMNAR):
+        raise ApiError(
+            422,
+            f"format must be {ROWS!r} or {COLUMNAR!r}, got {form!r}",
+            [{"field": "format", "message": f"must be {ROWS!r} or {COLUMNAR!r}"}],
+        )
+    return form == COLUMNAR
 
 
 def marking(request: Request) -> bool:
@@ -158,7 +210,7 @@ async def predict(request: Request) -> JSONBytes:
 
 @router.post(
     BATCH,
-    response_model=BatchPrediction,
+    response_model=BatchPrediction | ColumnarBatchPrediction,
     responses={
         **ERRORS,
         413: {
@@ -167,7 +219,7 @@ async def predict(request: Request) -> JSONBytes:
             "IRISOPS_MAX_BODY_BYTES",
         },
     },
-    openapi_extra=request_body(BatchRequest),
+    openapi_extra={**request_body(BatchRequest), "parameters": [FORMAT_PARAMETER]},
     summary="Predict many flowers in one request",
 )
 async def predict_batch(request: Request) -> JSONBytes:
@@ -181,6 +233,7 @@ async def predict_batch(request: Request) -> JSONBytes:
         monitor_of(request),
         settings.max_batch_rows,
         marking(request),
+        answer_format(request),
         started,
     )
     if len(raw) <= OFFLOAD_BYTES:
