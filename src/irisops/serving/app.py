@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from irisops import __version__
 from irisops.config import Settings
 from irisops.serving import handlers, security
+from irisops.serving.lane import ShortLane
 from irisops.serving.metrics import Metrics
 from irisops.serving.monitor import Monitor
 from irisops.serving.routes import health, metrics, model, monitoring, predict, v2
@@ -85,6 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api_key = None if key is None else key.get_secret_value().encode()
     if key is not None:
         security.document_api_key(app, ROUTERS)
+    handlers.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    # Added first, so it sits innermost: telemetry and CORS still wrap the short way.
+    app.add_middleware(ShortLane, routes=[route for router in ROUTERS for route in router.routes])
     if origins := settings.cors_origin_list:
         # Closed unless configured: browsers on other origins get no CORS headers at all.
         app.add_middleware(
@@ -103,7 +109,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             served_version=lambda: None if (served := store.model) is None else served.version,
             access_log=settings.access_log_enabled,
         )
-    handlers.install(app)
-    for router in ROUTERS:
-        app.include_router(router)
     return app

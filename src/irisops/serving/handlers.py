@@ -14,14 +14,16 @@ from irisops.serving.validation import refusal
 log = logging.getLogger("irisops.serving")
 
 
+def api_error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": exc.detail, "errors": exc.errors}, status_code=exc.status, headers=exc.headers
+    )
+
+
 def install(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(
-            {"detail": exc.detail, "errors": exc.errors},
-            status_code=exc.status,
-            headers=exc.headers,
-        )
+        return api_error_response(exc)
 
     async def request_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError | ValidationError)
