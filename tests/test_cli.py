@@ -1,5 +1,8 @@
 """The `irisops` command's errors: one line that says what to do, exit 2 for usage errors."""
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,58 @@ def test_promote_accepts_v2_and_names_the_versions_that_exist(
     unknown = irisops("promote", "99", env=env)
     assert unknown.returncode == 1
     assert one_line(unknown.stderr) == "error: cli-model has no version 99; its versions: 1"
+
+
+class Failing(BaseHTTPRequestHandler):
+    """A tracking server that fails every request with 503 and MLflow's JSON error."""
+
+    message = ""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE", "message": self.message})
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "(raised as a result of Query-invoked autoflush)\n"
+            "(sqlite3.OperationalError) database or disk is full\n[SQL: INSERT INTO experiments]",
+            "could not write to its database: database or disk is full "
+            "(HTTP 503 on every try of experiments/create); free space where its backend",
+        ),
+        ("the store is locked\nmore", "failed experiments/create (HTTP 503 on every try): the "),
+    ],
+)
+def test_what_the_server_said_when_it_failed_every_try_is_the_line(
+    monkeypatch: pytest.MonkeyPatch, message: str, expected: str
+) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from irisops.cli import explain
+    from irisops.tracking import configure_client
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    configure_client()
+    handler = type("Answer", (Failing,), {"message": message})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        with pytest.raises(MlflowException) as failed:
+            MlflowClient(uri).create_experiment("any")
+        server.shutdown()
+    line = explain(failed.value)
+    assert line.startswith(f"the tracking server at {uri} ") and expected in line, line
+    assert "\n" not in line

@@ -7,10 +7,12 @@ Heavy imports (MLflow, scikit-learn, uvicorn) happen inside each command, so
 import errno
 import logging
 import os
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, cast
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from mlflow import MlflowClient
+
+    from irisops.tracking import ErrorAnswer
 
 app = typer.Typer(
     help="irisops: train an Iris RandomForest, track it in MLflow, serve the champion.",
@@ -65,19 +69,59 @@ def explain(exc: Exception) -> str:
     if full is not None:
         where = f" for {full.filename}" if full.filename else ""
         return f"no space left on the device{where}: free space there and run again"
+    from irisops.tracking import ErrorAnswer
+
+    answer = next((c for c in chain if isinstance(c, ErrorAnswer)), None)
+    if answer is not None:
+        return server_failure(answer, tracking_uri())
     if any(getattr(cause, "error_code", None) in REFUSED for cause in chain):
         return (
             "the MLflow tracking server refused the credentials: set MLFLOW_TRACKING_USERNAME "
             "and MLFLOW_TRACKING_PASSWORD to a user it knows"
         )
     if any(isinstance(cause, ConnectionError) or _is_requests_connection(cause) for cause in chain):
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or Settings().tracking_uri
         return (
-            f"the MLflow tracking server at {uri} stopped answering; "
+            f"the MLflow tracking server at {tracking_uri()} stopped answering; "
             "check that it runs and try again"
         )
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no details'}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or Settings().tracking_uri
+
+
+# How a store says it is out of space: SQLite ("database or disk is full"), the OS (ENOSPC).
+FULL = re.compile(r"disk is full|no space left on device", re.IGNORECASE)
+
+
+def server_failure(answer: "ErrorAnswer", uri: str) -> str:
+    """The tracking server failed a request on every try: what it could not do, and why."""
+    path = urlsplit(answer.url).path
+    lines = [line.strip() for line in answer.message.splitlines() if line.strip()]
+    # SQLAlchemy's lines start with the driver's exception class: "(sqlite3.OperationalError) "
+    full = next((re.sub(r"^\([\w.]+\)\s*", "", line) for line in lines if FULL.search(line)), None)
+    tries = f"HTTP {answer.status} on every try"
+    if "/mlflow-artifacts/" in path:
+        what = f"could not store the run's artifact {path.rsplit('/artifacts/', 1)[-1]}"
+        if full is not None:
+            return (
+                f"the tracking server at {uri} {what}: {full}; "
+                "free space in its artifact store and run again"
+            )
+        return (
+            f"the tracking server at {uri} {what} ({tries}): free space in its artifact "
+            "store, the usual cause (its log says for sure), and run again"
+        )
+    endpoint = path.split("/mlflow/", 1)[-1]
+    if full is not None:
+        return (
+            f"the tracking server at {uri} could not write to its database: {full} "
+            f"({tries} of {endpoint}); free space where its backend store lives and run again"
+        )
+    said = lines[0] if lines else "no details"
+    return f"the tracking server at {uri} failed {endpoint} ({tries}): {said}"
 
 
 def _is_requests_connection(exc: BaseException) -> bool:

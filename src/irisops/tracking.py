@@ -7,8 +7,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
 from irisops.config import Settings
+
+if TYPE_CHECKING:
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 # Environment the server runs with: no background job consumers (they outlive the
 # server as orphans) and no telemetry (nothing leaves the machine).
@@ -153,6 +159,76 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 def configure_client() -> None:
     for name, value in CLIENT_ENV.items():
         os.environ.setdefault(name, value)
+    keep_error_answers()
+
+
+class ErrorAnswer(Exception):
+    """The tracking server's last answer to a request it failed every time (500, 503, ...).
+
+    MLflow's client retries these and, once out of retries, raises urllib3's "too many 503
+    error responses": the answer's body, where the server says what went wrong (SQLite's
+    "database or disk is full"), is dropped. This keeps it, as the cause of that error.
+    """
+
+    def __init__(self, status: int, url: str, body: str) -> None:
+        super().__init__(f"HTTP {status} for {url}: {body}")
+        self.status, self.url, self.body = status, url, body
+
+    @property
+    def message(self) -> str:
+        """What the server said: the `message` of MLflow's JSON errors, else the body."""
+        import json
+
+        try:
+            said = json.loads(self.body)
+        except ValueError:
+            said = None
+        text = said.get("message") if isinstance(said, dict) else None
+        return str(text if text is not None else self.body)
+
+
+def keep_error_answers() -> None:
+    """Make MLflow's client keep the server's answer when it runs out of retries.
+
+    MLflow builds its sessions' retry policy from the `Retry` its request module imports;
+    sessions made from then on use this one.
+    """
+    import mlflow.utils.request_utils as request_utils
+    from urllib3.exceptions import MaxRetryError, ResponseError
+    from urllib3.util import Retry
+
+    if getattr(request_utils.Retry, "keeps_error_answers", False):  # type: ignore[attr-defined]
+        return
+
+    class AnswerKeepingRetry(Retry):
+        keeps_error_answers = True
+
+        def increment(
+            self,
+            method: str | None = None,
+            url: str | None = None,
+            response: "BaseHTTPResponse | None" = None,
+            error: Exception | None = None,
+            _pool: "ConnectionPool | None" = None,
+            _stacktrace: TracebackType | None = None,
+        ) -> Self:
+            try:
+                return super().increment(method, url, response, error, _pool, _stacktrace)
+            except MaxRetryError as exc:
+                if (
+                    response is None
+                    or error is not None
+                    or not isinstance(exc.reason, ResponseError)
+                ):
+                    raise
+                try:
+                    body = response.read(64 * 1024, decode_content=True).decode(errors="replace")
+                except Exception:  # the answer itself broke off: keep what urllib3 said
+                    raise exc from None
+                answer = ErrorAnswer(response.status, exc.url or url or "", body)
+                raise MaxRetryError(exc.pool, exc.url, exc.reason) from answer
+
+    request_utils.Retry = AnswerKeepingRetry  # type: ignore[attr-defined,misc]
 
 
 def is_up(uri: str, timeout: float = 2.0) -> bool:
