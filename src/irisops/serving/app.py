@@ -74,9 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # The API exports its own Prometheus metrics; FastAPI's native OpenTelemetry
-        # would only look up, on every request, providers that nothing configures.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.store = store
