@@ -200,6 +200,7 @@ def train(
     from irisops.training.export import ParityError
     from irisops.training.fit import InvalidParams, TrainParams
     from irisops.training.pipeline import run_training
+    from irisops.training.provenance import DirtyTree
 
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
     if not os.environ.get(DEBUG):
@@ -235,7 +236,7 @@ def train(
             result = run_training(settings, params, mode, step)
     except InvalidParams as exc:
         raise fail(str(exc), USAGE) from None
-    except TrackingUnavailable as exc:
+    except (TrackingUnavailable, DirtyTree) as exc:
         raise fail(str(exc)) from None
     except ParityError as exc:
         raise fail(f"{exc}; nothing was published") from None
