@@ -91,8 +91,6 @@ class Outcome:
 class Verdict:
     identical: bool
     text: str
-    before: tuple[Difference, ...]
-    after: tuple[str, ...]
 
 
 def record_of(run: Any) -> Record:
@@ -250,20 +248,19 @@ def likeliest(result: str, before: list[Difference]) -> str:
 
 
 def judge(before: list[Difference], after: dict[str, list[str]]) -> Verdict:
-    lines = tuple(line for result in after.values() for line in result)
     if not after:
-        return Verdict(True, IDENTICAL, tuple(before), lines)
+        return Verdict(True, IDENTICAL)
     results = list(after)
     named = results[0] if len(results) == 1 else f"{', '.join(results[:-1])} and {results[-1]}"
     reason = likeliest(results[0], before)
     text = f"not identical: {named} differ{'s' if len(results) == 1 else ''}; most likely {reason}"
-    return Verdict(False, text, tuple(before), lines)
+    return Verdict(False, text)
 
 
 def unbuildable(before: list[Difference]) -> Verdict:
     data_lines = "; ".join(d.line for d in before if d.kind is Kind.DATA)
     text = f"not identical: the data differs, so nothing was trained ({data_lines})"
-    return Verdict(False, text, tuple(before), ())
+    return Verdict(False, text)
 
 
 def environment_line(code: provenance.Source) -> str:
