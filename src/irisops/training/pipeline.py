@@ -10,7 +10,6 @@ so a job that broke off never looks successful. `step` hears each stage as it st
 import io
 import logging
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -28,17 +27,16 @@ import scipy
 import sklearn
 import skops
 from mlflow import MlflowClient
-from mlflow.data.pandas_dataset import from_pandas
 from mlflow.models import infer_signature
 from sklearn.ensemble import RandomForestClassifier
 
-from irisops import __version__, registry, release
+from irisops import registry, release
 from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata, sha256_of, write_bundle
 from irisops.config import Settings
 from irisops.profile import ReferenceProfile, reference_profile
 from irisops.registry import Decision, PromotionMode
 from irisops.tracking import configure_client, run_url, wait_for_server
-from irisops.training import comparison, data, evaluate, export, fit
+from irisops.training import comparison, data, evaluate, export, fit, provenance
 
 REFERENCE_ARTIFACT = "reference_profile.json"
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
@@ -73,22 +71,9 @@ class TrainingResult:
     published: Path | None
 
 
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _log_dataset(dataset: data.Dataset, split: data.Split) -> None:
-    for name, X, y, context in (
-        ("iris-train", split.X_train, split.y_train, "training"),
-        ("iris-test", split.X_test, split.y_test, "testing"),
-    ):
-        frame = X.assign(**{data.TARGET: dataset.class_names_of(y)})
-        mlflow.log_input(from_pandas(frame, targets=data.TARGET, name=name), context=context)
+    for inputs, context in provenance.training_inputs(dataset, split):
+        mlflow.log_input(inputs, context=context)
 
 
 def _log_plots(model: RandomForestClassifier, dataset: data.Dataset, split: data.Split) -> None:
@@ -157,11 +142,14 @@ def run_training(
 ) -> TrainingResult:
     """`step` hears each stage as it starts: the CLI shows them as progress."""
     dataset, split = prepare(params)
+    code = checked_source(settings)
     job = connect(settings, step)
     # Leaving this block by an exception marks the run FAILED: it never looks successful.
-    with mlflow.start_run(tags=run_tags()) as run:
+    with mlflow.start_run(tags=provenance.input_tags(code, dataset)) as run:
+        provenance.log_source(code)
         model, metrics = fit_and_log(job, params, dataset, split)
         onnx_bytes, parity = export_checked(job, model, dataset, params.seed)
+        mlflow.set_tags(provenance.output_tags(model, onnx_bytes))
         reference = profile_training_data(dataset, split)
         metadata = bundle_metadata(
             model, onnx_bytes, dataset, metrics, run.info.run_id, settings, reference
@@ -188,6 +176,14 @@ def prepare(params: fit.TrainParams) -> tuple[data.Dataset, data.Split]:
     return dataset, split
 
 
+def checked_source(settings: Settings) -> provenance.Source:
+    """The code that trains; refused before any connection if it must be a clean commit."""
+    code = provenance.source()
+    if settings.require_clean_tree:
+        provenance.require_clean(code)
+    return code
+
+
 def connect(settings: Settings, step: Callable[[str], None]) -> Job:
     """Wait for a server that is still starting, rather than fail half-way through a run."""
     configure_client()
@@ -204,14 +200,6 @@ def connect(settings: Settings, step: Callable[[str], None]) -> Job:
     mlflow.set_tracking_uri(settings.tracking_uri)
     experiment = mlflow.set_experiment(settings.experiment)
     return Job(settings, MlflowClient(settings.tracking_uri), experiment.experiment_id, step)
-
-
-def run_tags() -> dict[str, str]:
-    """Which code made the run: the package's version, and the commit in a git checkout."""
-    tags = {"irisops.version": __version__}
-    if commit := git_commit():
-        tags["git_commit"] = commit
-    return tags
 
 
 def fit_and_log(
