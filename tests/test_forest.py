@@ -24,9 +24,17 @@ def dataset() -> data.Dataset:
     return data.load()
 
 
-@pytest.fixture(scope="module")
-def model(dataset: data.Dataset) -> RandomForestClassifier:
-    return fit.fit(data.split(dataset, 0.2, 42), fit.TrainParams())
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(fit.TrainParams(), id="grown"),
+        # Impure leaves: fractional probabilities, where the order and width of the sums show.
+        pytest.param(fit.TrainParams(n_estimators=30, max_depth=2), id="shallow"),
+    ],
+)
+def model(dataset: data.Dataset, request: pytest.FixtureRequest) -> RandomForestClassifier:
+    params: fit.TrainParams = request.param
+    return fit.fit(data.split(dataset, 0.2, 42), params)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +70,33 @@ def test_the_evaluator_answers_as_scikit_learn_does(
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
     # The same additions in the same order: scikit-learn's float64 answer, rounded once.
     assert np.array_equal(got, expected.astype(np.float32))
+
+
+def test_rows_one_float32_step_from_each_threshold_go_the_way_scikit_learn_sends_them(
+    classifier: ForestClassifier,
+    model: RandomForestClassifier,
+    dataset: data.Dataset,
+    arrays: forest.Arrays,
+) -> None:
+    """float32 features against float64 thresholds: the boundary cases decide the leaf."""
+    inner = arrays["left"] != -1
+    base = np.median(dataset.X, axis=0).astype(np.float32)
+    rows = []
+    for feature, threshold in zip(
+        arrays["feature"][inner], arrays["threshold"][inner], strict=True
+    ):
+        nearest = np.float32(threshold)
+        for x in (
+            np.nextafter(nearest, np.float32(-np.inf)),
+            nearest,
+            np.nextafter(nearest, np.float32(np.inf)),
+        ):
+            row = base.copy()
+            row[feature] = x
+            rows.append(row)
+    X = np.asarray(rows, dtype=np.float32)
+    expected = model.predict_proba(dataset.features(X)).astype(np.float32)
+    assert np.array_equal(classifier.predict_proba(X), expected)
 
 
 def test_a_single_row_gets_the_bits_it_gets_in_any_batch(
