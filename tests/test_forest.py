@@ -179,6 +179,16 @@ def test_a_cycle_is_refused(arrays: forest.Arrays) -> None:
         forest.load(changed(arrays, "left", set_at(node, node)))
 
 
+def test_a_node_with_two_parents_is_refused(arrays: forest.Arrays) -> None:
+    """Trees, not graphs: a shared child would let the evaluator's layout outgrow a tree."""
+    first, second = np.flatnonzero(arrays["left"][: int(arrays["roots"][1])] != -1)[:2]
+    shared = changed(arrays, "left", set_at(int(second), int(arrays["left"][first])))
+    if int(arrays["left"][first]) <= second:  # keep the child after its new parent
+        shared = changed(arrays, "left", set_at(int(first), int(arrays["right"][second])))
+    with pytest.raises(BundleError, match="more than one parent"):
+        forest.load(shared)
+
+
 def test_a_feature_the_rows_do_not_have_is_refused(arrays: forest.Arrays) -> None:
     with pytest.raises(BundleError, match="tests feature 4 of 4"):
         forest.load(changed(arrays, "feature", set_at(first_inner(arrays), 4)))
@@ -270,3 +280,8 @@ def test_the_evaluator_checks_for_itself_without_the_python_checks(
         build(value=arrays["value"][:-1])
     with pytest.raises(ValueError, match="roots must rise"):
         build(roots=np.array([0, n + 3], dtype=np.int32))
+    first, second = np.flatnonzero(arrays["left"][: int(arrays["roots"][1])] != -1)[:2]
+    shared = arrays["left"].copy()
+    shared[first] = arrays["right"][second]  # after both: a child of two nodes
+    with pytest.raises(ValueError, match="a child that another node has too"):
+        build(left=shared)

@@ -18,13 +18,14 @@
  *                         nodes roots[k] .. roots[k+1]-1 (the last tree ends at n)
  *
  * Everything is checked here, once, before any walk: every child index lies past its
- * parent and inside its own tree, every tested feature exists. So every path from a
- * root ends at a leaf within a bounded number of steps, and no input can make a walk
- * read outside the arrays. The data is copied into a packed node table.
+ * parent and inside its own tree, no node has two parents, every tested feature exists.
+ * So every path from a root ends at a leaf within a bounded number of steps, and no
+ * input can make a walk read outside the arrays. The data is copied into a packed node
+ * table, each tree breadth first, so that a node's two children sit side by side.
  *
- * Batches walk branch-free: in the packed table a leaf is its own child, both ways, so
- * a row that reached its leaf stays there, and each tree takes a fixed number of steps
- * (its depth). BLOCK rows go down a tree together: their steps are independent, so the
+ * Batches walk branch-free: in the packed table a leaf is its own child (it tests a
+ * slot that is always 0.0 against +infinity), so a row that reached its leaf stays
+ * there, and each tree takes a fixed number of steps (its depth). BLOCK rows go down a tree together: their steps are independent, so the
  * CPU overlaps them instead of waiting on one load after another, and no branch is
  * mispredicted on the way (random rows would mispredict about one step in three). A
  * single row (and a batch's last few) walks each tree to its leaf and stops: fewer
@@ -49,17 +50,20 @@
 #define MAX_FEATURES 4096
 #define MAX_CLASSES 4096
 
+/* 16 bytes. The children are next to each other: left, then right at left + 1. A leaf
+ * tests the row's extra last slot (always 0.0) against +infinity, and is its own left
+ * child, so it stays where it is. */
 typedef struct {
     double threshold;
     int32_t feature;
-    int32_t child[2]; /* [0] when x[feature] <= threshold, else [1]; a leaf: itself, twice */
-    int32_t leaf;     /* a leaf's row in the value table; -1 at an internal node */
+    int32_t left; /* x[feature] <= threshold: left, else left + 1 */
 } Node;
 
 typedef struct {
     PyObject_HEAD
     Node *nodes;
-    double *values; /* n_leaves rows of n_classes */
+    double *values;  /* n_leaves rows of n_classes */
+    int32_t *leaf_of; /* per node, its row in the value table; -1 at an internal node */
     int32_t *roots;
     int32_t *depths; /* steps from each tree's root to its deepest leaf */
     Py_ssize_t n_nodes;
@@ -97,6 +101,7 @@ Forest_dealloc(Forest *self)
     PyMem_Free(self->values);
     PyMem_Free(self->roots);
     PyMem_Free(self->depths);
+    PyMem_Free(self->leaf_of);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -165,42 +170,66 @@ build(Forest *self, Py_buffer *b, Py_ssize_t n_features, Py_ssize_t n_classes)
     self->values = PyMem_Calloc((size_t)(n_leaves * n_classes), sizeof(double));
     self->roots = PyMem_Calloc((size_t)n_trees, sizeof(int32_t));
     self->depths = PyMem_Calloc((size_t)n_trees, sizeof(int32_t));
+    self->leaf_of = PyMem_Calloc((size_t)n, sizeof(int32_t));
     int32_t *depth = PyMem_Calloc((size_t)n, sizeof(int32_t));
-    if (!self->nodes || !self->values || !self->roots || !self->depths || !depth) {
+    int32_t *queue = PyMem_Calloc((size_t)n, sizeof(int32_t));
+    char *seen = PyMem_Calloc((size_t)n, 1);
+    if (!self->nodes || !self->values || !self->roots || !self->depths || !self->leaf_of ||
+        !depth || !queue || !seen) {
         PyMem_Free(depth);
+        PyMem_Free(queue);
+        PyMem_Free(seen);
         PyErr_NoMemory();
         return -1;
     }
+    /* Each tree is laid out again breadth first from its root, in its own index range:
+     * a node's children get consecutive places. A node reached twice (two parents) is
+     * refused, so the layout never outgrows the range; nodes nothing reaches are dropped. */
     int32_t leaf = 0;
-    for (Py_ssize_t t = 0; t < n_trees; t++) {
+    int failed = 0;
+    for (Py_ssize_t t = 0; t < n_trees && !failed; t++) {
         Py_ssize_t end = t + 1 < n_trees ? roots[t + 1] : n;
+        Py_ssize_t head = roots[t], tail = roots[t];
         int32_t deepest = 0;
-        /* Children come after parents, so one pass finds the longest path to each node
-         * (from the root, or from a node nothing points at: an over-estimate is safe). */
-        for (Py_ssize_t i = roots[t]; i < end; i++) {
-            Node *node = &self->nodes[i];
-            deepest = depth[i] > deepest ? depth[i] : deepest;
-            if (left[i] == -1) {
-                node->child[0] = node->child[1] = (int32_t)i;
-                node->leaf = leaf;
-                memcpy(&self->values[(Py_ssize_t)leaf * n_classes], &value[i * n_classes],
+        queue[tail++] = roots[t];
+        seen[roots[t]] = 1;
+        for (Py_ssize_t i = roots[t]; i < end; i++) { /* unreached places: inert leaves */
+            self->nodes[i] = (Node){INFINITY, (int32_t)n_features, (int32_t)i};
+            self->leaf_of[i] = -1;
+        }
+        while (head < tail) {
+            Py_ssize_t at = head++, o = queue[at];
+            Node *node = &self->nodes[at];
+            deepest = depth[at] > deepest ? depth[at] : deepest;
+            if (left[o] == -1) {
+                *node = (Node){INFINITY, (int32_t)n_features, (int32_t)at};
+                self->leaf_of[at] = leaf;
+                memcpy(&self->values[(Py_ssize_t)leaf * n_classes], &value[o * n_classes],
                        (size_t)n_classes * sizeof(double));
                 leaf++;
-            } else {
-                node->leaf = -1;
-                node->threshold = threshold[i];
-                node->feature = feature[i];
-                node->child[0] = left[i];
-                node->child[1] = right[i];
-                for (int side = 0; side < 2; side++) {
-                    int32_t *d = &depth[node->child[side]];
-                    *d = depth[i] + 1 > *d ? depth[i] + 1 : *d;
-                }
+                continue;
             }
+            if (seen[left[o]] || seen[right[o]] || left[o] == right[o]) {
+                PyErr_Format(PyExc_ValueError, "node %zd has a child that another node has too",
+                             o);
+                failed = 1;
+                break;
+            }
+            seen[left[o]] = seen[right[o]] = 1;
+            *node = (Node){threshold[o], feature[o], (int32_t)tail};
+            depth[tail] = depth[at] + 1;
+            queue[tail++] = left[o];
+            depth[tail] = depth[at] + 1;
+            queue[tail++] = right[o];
         }
         self->depths[t] = deepest;
     }
     PyMem_Free(depth);
+    PyMem_Free(queue);
+    PyMem_Free(seen);
+    if (failed) {
+        return -1;
+    }
     memcpy(self->roots, roots, (size_t)n_trees * sizeof(int32_t));
     self->n_nodes = n;
     self->n_trees = n_trees;
@@ -254,6 +283,7 @@ predict_block(const Forest *f, const double *x, Py_ssize_t rows, double *sum, fl
 {
     const Node *nodes = f->nodes;
     const Py_ssize_t n_classes = f->n_classes, n_features = f->n_features;
+    const Py_ssize_t stride = n_features + 1;
     int32_t at[BLOCK];
     for (Py_ssize_t i = 0; i < rows * n_classes; i++) {
         sum[i] = 0.0;
@@ -265,11 +295,11 @@ predict_block(const Forest *f, const double *x, Py_ssize_t rows, double *sum, fl
         for (int32_t step = f->depths[t]; step > 0; step--) {
             for (Py_ssize_t r = 0; r < rows; r++) {
                 const Node *node = &nodes[at[r]];
-                at[r] = node->child[!(x[r * n_features + node->feature] <= node->threshold)];
+                at[r] = node->left + !(x[r * stride + node->feature] <= node->threshold);
             }
         }
         for (Py_ssize_t r = 0; r < rows; r++) {
-            const double *leaf = &f->values[(Py_ssize_t)nodes[at[r]].leaf * n_classes];
+            const double *leaf = &f->values[(Py_ssize_t)f->leaf_of[at[r]] * n_classes];
             for (Py_ssize_t c = 0; c < n_classes; c++) {
                 sum[r * n_classes + c] += leaf[c];
             }
@@ -291,11 +321,12 @@ predict_row(const Forest *f, const double *x, double *sum, float *out)
         sum[c] = 0.0;
     }
     for (Py_ssize_t t = 0; t < f->n_trees; t++) {
-        const Node *node = &nodes[f->roots[t]];
-        while (node->leaf < 0) {
-            node = &nodes[node->child[!(x[node->feature] <= node->threshold)]];
+        int32_t i = f->roots[t];
+        while (f->leaf_of[i] < 0) {
+            const Node *node = &nodes[i];
+            i = node->left + !(x[node->feature] <= node->threshold);
         }
-        const double *leaf = &f->values[(Py_ssize_t)node->leaf * n_classes];
+        const double *leaf = &f->values[(Py_ssize_t)f->leaf_of[i] * n_classes];
         for (Py_ssize_t c = 0; c < n_classes; c++) {
             sum[c] += leaf[c];
         }
@@ -309,28 +340,33 @@ predict_row(const Forest *f, const double *x, double *sum, float *out)
 static int
 predict_rows(const Forest *f, const float *X, Py_ssize_t n_rows, float *out)
 {
+    /* Each row widened to double, plus the slot leaves test (0.0). */
     const Py_ssize_t n_features = f->n_features, n_classes = f->n_classes;
+    const Py_ssize_t stride = n_features + 1;
     double stack[BLOCK * STACK_WIDTH * 2];
     double *x = stack, *sum = stack + BLOCK * STACK_WIDTH, *heap = NULL;
-    if (n_features > STACK_WIDTH || n_classes > STACK_WIDTH) {
-        heap = malloc((size_t)(BLOCK * (n_features + n_classes)) * sizeof(double));
+    if (stride > STACK_WIDTH || n_classes > STACK_WIDTH) {
+        heap = malloc((size_t)(BLOCK * (stride + n_classes)) * sizeof(double));
         if (heap == NULL) {
             return -1;
         }
         x = heap;
-        sum = heap + BLOCK * n_features;
+        sum = heap + BLOCK * stride;
     }
     for (Py_ssize_t start = 0; start < n_rows; start += BLOCK) {
         Py_ssize_t rows = n_rows - start < BLOCK ? n_rows - start : BLOCK;
         const float *features = &X[start * n_features];
-        for (Py_ssize_t j = 0; j < rows * n_features; j++) {
-            x[j] = (double)features[j];
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            for (Py_ssize_t j = 0; j < n_features; j++) {
+                x[r * stride + j] = (double)features[r * n_features + j];
+            }
+            x[r * stride + n_features] = 0.0;
         }
         if (rows == BLOCK) { /* a constant block size: the compiler unrolls the steps */
             predict_block(f, x, BLOCK, sum, &out[start * n_classes]);
         } else {
             for (Py_ssize_t r = 0; r < rows; r++) {
-                predict_row(f, &x[r * n_features], sum, &out[(start + r) * n_classes]);
+                predict_row(f, &x[r * stride], sum, &out[(start + r) * n_classes]);
             }
         }
     }

@@ -15,7 +15,7 @@ as code; everything about it is checked once, here, before the walker sees it:
 
 `n` counts the nodes of all `t` trees, laid end to end in tree order; children are
 indices into the same arrays. A child always lies after its parent and inside its own
-tree, so no walk can loop or leave its tree.
+tree, and has no other parent, so no walk can loop or leave its tree.
 
 This module must stay importable without scikit-learn (the API image has none).
 """
@@ -119,6 +119,10 @@ def check(arrays: Arrays) -> None:
                 f"{FOREST_FILE}: node {at}'s {name} child {int(child[at])} is not a later "
                 f"node of its own tree (nodes {at + 1}..{int(end[at]) - 1})"
             )
+    parents = np.bincount(np.concatenate([left[inner], right[inner]]), minlength=n)
+    if (parents > 1).any():
+        at = int(np.flatnonzero(parents > 1)[0])
+        raise BundleError(f"{FOREST_FILE}: node {at} has more than one parent")
     bad = inner & ((feature < 0) | (feature >= n_features))
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
