@@ -1,6 +1,7 @@
 # Two images from one file, both with the `irisops` CLI as entrypoint:
 #
-#   api      serving only: FastAPI + onnxruntime + mlflow-skinny (registry mode);
+#   api      serving only: FastAPI + the compiled forest evaluator + onnxruntime +
+#            mlflow-skinny (registry mode);
 #            no scikit-learn, pandas or full MLflow          docker build --target api .
 #   trainer  training and the MLflow tracking server: full MLflow, scikit-learn,
 #            and the PostgreSQL and S3 drivers               docker build --target trainer .
@@ -34,9 +35,19 @@ RUN python -m pip install --no-cache-dir pip==26.3 setuptools==84.2.1
 COPY pyproject.toml constraints.txt /pins/
 COPY deploy/requirements.py /pins/
 
+# The wheel holds one C extension (the forest evaluator, src/irisops/_forest.c): this stage
+# alone has a compiler and Python's headers (the official image has them in
+# /usr/local/include; a Debian python3.11 base needs python3.11-dev). The final stages copy
+# only the built virtualenvs, so no compiler ships in either image.
 FROM tools AS wheel
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && { test -f "$(python -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" \
+        || apt-get install -y --no-install-recommends python3.11-dev; } \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 

@@ -68,8 +68,8 @@ def main() -> None:
     import sys
 
     model_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Settings().served_model_dir
-    key, metadata, onnx_bytes = read_current(model_dir)
-    for name, value in measure(load_model(key, metadata, onnx_bytes)).items():
+    key, metadata, files = read_current(model_dir)
+    for name, value in measure(load_model(key, metadata, files)).items():
         print(f"{name}: {value:.2f}")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from bench import batches as batches_
 from bench import pairs, peer_servers, report, servers, switches, workloads
 from bench import wrk as wrk_
-from irisops.bundle import read_current
+from irisops.bundle import ModelFiles, read_current
 from irisops.runtime import usable_cpus
 from tests.processes import environment, free_port, irisops, running
 
@@ -60,7 +60,7 @@ class Stack:
     env: dict[str, str]
     version: str
     class_names: list[str]
-    onnx_bytes: bytes
+    files: ModelFiles
 
 
 def main() -> None:
@@ -100,10 +100,8 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
         trained = irisops("train", env=env)
         if trained.returncode != 0:
             raise SystemExit(f"training failed:\n{trained.stdout}\n{trained.stderr}")
-        _, metadata, onnx_bytes = read_current(model_dir)
-        stack = Stack(
-            home, env, metadata.version or "unregistered", metadata.class_names, onnx_bytes
-        )
+        _, metadata, files = read_current(model_dir)
+        stack = Stack(home, env, metadata.version or "unregistered", metadata.class_names, files)
         latency, parity = in_process(stack)
         pickled = pickle_forest(stack)
         ours, checks = serve_ours(stack, load)
@@ -141,7 +139,7 @@ def in_process(stack: Stack) -> tuple[dict[str, float], dict[str, Any]]:
     import numpy as np
     import pandas as pd
 
-    from irisops.runtime import OnnxClassifier
+    from irisops.runtime import ForestClassifier, OnnxClassifier
     from irisops.tracking import configure_client
     from irisops.training import data
     from irisops.training.export import ParityError, check_parity
@@ -150,7 +148,7 @@ def in_process(stack: Stack) -> tuple[dict[str, float], dict[str, Any]]:
     configure_client()
     mlflow.set_tracking_uri(stack.env["MLFLOW_TRACKING_URI"])
     forest = mlflow.sklearn.load_model(f"models:/{MODEL}/{stack.version}")
-    classifier = OnnxClassifier(stack.onnx_bytes)
+    classifier = OnnxClassifier(stack.files.onnx)
     frame = pd.DataFrame([workloads.SEED_ROW], columns=workloads.FEATURES)
     array = np.asarray([workloads.SEED_ROW], dtype=np.float32)
     latency = {
@@ -161,8 +159,13 @@ def in_process(stack: Stack) -> tuple[dict[str, float], dict[str, Any]]:
             lambda: classifier.predict_proba(array), calls=20_000, budget_s=4
         ),
     }
+    if stack.files.forest is not None:
+        walker = ForestClassifier(stack.files.forest)
+        latency["forest_us"] = workloads.median_call_us(
+            lambda: walker.predict_proba(array), calls=20_000, budget_s=4
+        )
     try:
-        report_ = check_parity(forest, stack.onnx_bytes, data.load(), seed=42)
+        report_ = check_parity(forest, stack.files, data.load(), seed=42)
     except ParityError as exc:
         return latency, {"holds": False, "detail": str(exc)}
     detail = (

@@ -591,7 +591,7 @@ def monitor(
 
 @app.command()
 def serve() -> None:
-    """Serve the champion model over HTTP (FastAPI + onnxruntime), hot-reloading new ones."""
+    """Serve the champion model over HTTP (FastAPI + the forest evaluator), hot-reloading."""
     from irisops.serving.server import run
 
     try:

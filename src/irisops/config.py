@@ -12,6 +12,8 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTERED_MODEL = "iris-classifier"
+# What evaluates the model: the forest's own compiled walker, or onnxruntime.
+Backend = Literal["forest", "onnx"]
 EXPERIMENT = "iris"
 
 
@@ -58,6 +60,11 @@ class Settings(BaseSettings):
     tracking_retries: int = Field(5, ge=0)
     tracking_backoff: float = Field(1.0, ge=0)
 
+    backend: Backend = Field(
+        "forest",
+        description="forest: the compiled walker over forest.npz (onnx for bundles without "
+        "one); onnx: always onnxruntime over model.onnx.",
+    )
     poll_interval: float = Field(2.0, gt=0)
     max_batch_rows: int = Field(10_000, ge=1)
     header_timeout: float = Field(

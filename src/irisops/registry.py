@@ -9,7 +9,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from irisops.bundle import BundleMetadata, read_bundle
+from irisops.bundle import BundleMetadata, ModelFiles, read_bundle
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -132,7 +132,11 @@ def record_decision(client: MlflowClient, name: str, version: str, decision: Dec
 
 
 def download_bundle(client: MlflowClient, name: str, version: str, destination: Path) -> Path:
-    """Fetch only the serving bundle of a registered version (not the pickled model)."""
+    """Fetch only the serving bundle of a registered version (not the pickled model).
+
+    The whole bundle directory comes down (model.onnx, forest.npz when the version has
+    one, metadata.json); `read_bundle` then verifies each file against its checksum.
+    """
     source = client.get_model_version_download_uri(name, version)
     local = download_artifacts(
         artifact_uri=f"{source.rstrip('/')}/{BUNDLE_SUBDIR}",
@@ -144,6 +148,6 @@ def download_bundle(client: MlflowClient, name: str, version: str, destination: 
 
 def fetch_bundle(
     client: MlflowClient, name: str, version: str, destination: Path
-) -> tuple[BundleMetadata, bytes]:
-    metadata, onnx_bytes = read_bundle(download_bundle(client, name, version, destination))
-    return metadata.model_copy(update={"version": version}), onnx_bytes
+) -> tuple[BundleMetadata, ModelFiles]:
+    metadata, files = read_bundle(download_bundle(client, name, version, destination))
+    return metadata.model_copy(update={"version": version}), files

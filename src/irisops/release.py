@@ -6,7 +6,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from irisops import bundle, registry
-from irisops.bundle import BundleMetadata
+from irisops.bundle import BundleMetadata, ModelFiles
 from irisops.config import Settings
 from irisops.registry import Decision
 
@@ -15,7 +15,7 @@ def promote(
     client: MlflowClient,
     settings: Settings,
     version: str,
-    onnx_bytes: bytes,
+    files: ModelFiles,
     metadata: BundleMetadata,
     *,
     pin: bool | None = False,
@@ -27,7 +27,7 @@ def promote(
     directory's pointer switch comes last and cannot half-happen, so the API sees either
     the old champion or the new one.
     """
-    staged = bundle.stage(settings.served_model_dir, onnx_bytes, metadata)
+    staged = bundle.stage(settings.served_model_dir, files, metadata)
     if pin is not None:
         registry.pin(client, settings.registered_model, version if pin else None)
     client.set_registered_model_alias(settings.registered_model, registry.CHAMPION, version)
@@ -45,11 +45,11 @@ def promote_existing(
     """
     name = settings.registered_model
     with tempfile.TemporaryDirectory() as tmp:
-        metadata, onnx_bytes = registry.fetch_bundle(client, name, version, Path(tmp))
+        metadata, files = registry.fetch_bundle(client, name, version, Path(tmp))
     champion = registry.alias_version(client, name, registry.CHAMPION)
     if pin is None and (champion is None or str(champion.version) != version):
         pin = True
-    published = promote(client, settings, version, onnx_bytes, metadata, pin=pin)
+    published = promote(client, settings, version, files, metadata, pin=pin)
     if pin is not None:
         reason = "promoted by hand, pinned" if pin else "promoted by hand"
         registry.record_decision(client, name, version, Decision(True, reason))

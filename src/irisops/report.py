@@ -23,9 +23,9 @@ def training_summary(console: Console, result: "TrainingResult", model_name: str
         table.add_row(name, f"{value:.4f}")
     parity = result.parity
     table.add_row(
-        "onnx parity",
+        "export parity",
         f"{parity.rows} rows, max |Δp| {parity.max_probability_diff:.1e}, "
-        f"{parity.class_mismatches} class mismatches",
+        f"{parity.class_mismatches} class mismatches ({', '.join(sorted(parity.by_backend))})",
     )
     console.print(table)
     colour = "green" if result.decision.promote else "yellow"

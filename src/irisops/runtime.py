@@ -1,20 +1,27 @@
-"""Inference with onnxruntime: the only model code the API process runs.
+"""Inference: the only model code the API process runs.
 
-Kept free of scikit-learn and pandas so that the serving process (and its image)
-stays small and starts fast.
+Two backends answer the same questions (`Classifier`): the forest's own compiled
+walker over its node arrays (`forest`, the default: docs/performance.md says why) and
+onnxruntime over the ONNX export (`onnx`: `IRISOPS_BACKEND=onnx`, and bundles made
+before the forest file existed). Kept free of scikit-learn and pandas so that the
+serving process (and its image) stays small and starts fast.
 """
 
+import itertools
 import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from irisops.bundle import BundleError, BundleMetadata
+from irisops import forest
+from irisops.bundle import FOREST_FILE, BundleError, BundleMetadata, ModelFiles
+from irisops.config import Backend
 
 PROBABILITY_TOLERANCE = 1e-5
 # From this many rows a prediction is split into one chunk per CPU (chunks of 500+
@@ -32,7 +39,7 @@ def usable_cpus() -> int:
 
 CHUNKS = usable_cpus()
 # Shared by every loaded model; its threads start on first use and only run chunks.
-_CHUNK_POOL = ThreadPoolExecutor(max_workers=CHUNKS, thread_name_prefix="onnx")
+_CHUNK_POOL = ThreadPoolExecutor(max_workers=CHUNKS, thread_name_prefix="predict")
 
 
 def _session(onnx_bytes: bytes) -> ort.InferenceSession:
@@ -48,8 +55,75 @@ def _session(onnx_bytes: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
+class Classifier(Protocol):
+    """What serving asks of a model: the class probabilities of one row, or of many."""
+
+    backend: str
+
+    def predict_one(self, features: Sequence[float]) -> npt.NDArray[np.float32]: ...
+
+    def predict_proba(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+    def predict_proba_serial(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """As `predict_proba`, on the calling thread alone, however many rows."""
+        ...
+
+
+def chunk_bounds(n_rows: int) -> list[tuple[int, int]]:
+    """One contiguous slice of rows per CPU, as even as can be."""
+    edges = np.linspace(0, n_rows, CHUNKS + 1).astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
+class ForestClassifier:
+    """Class probabilities from the forest's node arrays, walked by compiled code.
+
+    The same arithmetic as scikit-learn's predict_proba (float32 features widened to
+    double, float64 thresholds, leaf probabilities summed in double in tree order), so
+    it agrees with scikit-learn to the last float32 bit, which onnxruntime (summing in
+    float32) does not quite.
+    """
+
+    backend = "forest"
+
+    def __init__(self, forest_bytes: bytes) -> None:
+        self._forest = forest.load(forest_bytes)
+        self.n_features = self._forest.n_features
+        self.n_classes = self._forest.n_classes
+
+    def predict_one(self, features: Sequence[float]) -> npt.NDArray[np.float32]:
+        """The class probabilities of one row, without building an array for its features."""
+        out = np.empty(self.n_classes, dtype=np.float32)
+        self._forest.predict_one(features, out)
+        return out
+
+    def predict_proba(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if len(rows) < PARALLEL_ROWS or CHUNKS == 1:
+            return self.predict_proba_serial(rows)
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        out = np.empty((len(rows), self.n_classes), dtype=np.float32)
+
+        # Large batches: one chunk per CPU at once (the walker releases the GIL), each
+        # written in place into its rows of `out`. Every row is computed by the same
+        # sequential code, so the answers are bit-identical to one call.
+        def run(bounds: tuple[int, int]) -> None:
+            start, stop = bounds
+            self._forest.predict(rows[start:stop], out[start:stop])
+
+        list(_CHUNK_POOL.map(run, chunk_bounds(len(rows))))
+        return out
+
+    def predict_proba_serial(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        out = np.empty((len(rows), self.n_classes), dtype=np.float32)
+        self._forest.predict(rows, out)
+        return out
+
+
 class OnnxClassifier:
     """Class probabilities from an ONNX export of a classifier (ZipMap disabled)."""
+
+    backend = "onnx"
 
     def __init__(self, onnx_bytes: bytes) -> None:
         self._session = _session(onnx_bytes)
@@ -77,16 +151,23 @@ class OnnxClassifier:
 
     def predict_proba(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         if len(rows) < PARALLEL_ROWS or CHUNKS == 1:
-            return self._run(rows)
+            return self.predict_proba_serial(rows)
         # Large batches: the single-threaded session on one chunk per CPU, at once
         # (onnxruntime releases the GIL while it runs). Each row is still computed by
         # the same sequential code, so the answers are bit-identical to one call.
         chunks = np.array_split(rows, CHUNKS)
-        return np.concatenate(list(_CHUNK_POOL.map(self._run, chunks)))
+        return np.concatenate(list(_CHUNK_POOL.map(self.predict_proba_serial, chunks)))
 
-    def _run(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def predict_proba_serial(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         result = self._session.run([self._probabilities], {self._input: rows})
         return np.asarray(result[0], dtype=np.float32)
+
+
+def classifier(files: ModelFiles, backend: Backend = "forest") -> Classifier:
+    """The backend asked for: `forest` when the bundle has its file, else onnxruntime."""
+    if backend == "forest" and files.forest is not None:
+        return ForestClassifier(files.forest)
+    return OnnxClassifier(files.onnx)
 
 
 @dataclass(frozen=True)
@@ -95,22 +176,35 @@ class LoadedModel:
 
     key: str
     metadata: BundleMetadata
-    classifier: OnnxClassifier
+    classifier: Classifier
 
     @property
     def version(self) -> str:
         return self.metadata.version or "unregistered"
 
+    @property
+    def backend(self) -> str:
+        return self.classifier.backend
 
-def load_model(key: str, metadata: BundleMetadata, onnx_bytes: bytes) -> LoadedModel:
-    """Build a session and prove it reproduces the probabilities recorded at training."""
+
+def load_model(
+    key: str, metadata: BundleMetadata, files: ModelFiles, backend: Backend = "forest"
+) -> LoadedModel:
+    """Build the backend and prove it reproduces the probabilities recorded at training.
+
+    `backend="forest"` falls back to onnxruntime for a bundle without a forest file (one
+    made before it existed): such a bundle is served as it always was.
+    """
     try:
-        classifier = OnnxClassifier(onnx_bytes)
+        model = classifier(files, backend)
         rows = np.asarray(metadata.example_input, dtype=np.float32)
-        got = classifier.predict_proba(rows)
-        one_by_one = np.stack([classifier.predict_one(row) for row in metadata.example_input])
+        got = model.predict_proba(rows)
+        one_by_one = np.stack([model.predict_one(row) for row in metadata.example_input])
+    except BundleError as exc:  # the forest file's own checks name the flaw
+        raise BundleError(f"model {key} cannot be loaded: {exc}") from exc
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise BundleError(f"model {key} cannot be loaded by onnxruntime: {exc}") from exc
+        engine = FOREST_FILE if files.forest is not None and backend == "forest" else "onnxruntime"
+        raise BundleError(f"model {key} cannot be loaded by {engine}: {exc}") from exc
     expected = np.asarray(metadata.example_probabilities, dtype=np.float32)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=PROBABILITY_TOLERANCE):
         raise BundleError(f"model {key} does not reproduce its recorded example predictions")
@@ -118,4 +212,4 @@ def load_model(key: str, metadata: BundleMetadata, onnx_bytes: bytes) -> LoadedM
         raise BundleError(f"model {key} predicts single rows unlike batches")
     if got.shape[1] != len(metadata.class_names):
         raise BundleError(f"model {key} has {got.shape[1]} outputs for {metadata.class_names}")
-    return LoadedModel(key=key, metadata=metadata, classifier=classifier)
+    return LoadedModel(key=key, metadata=metadata, classifier=model)

@@ -29,7 +29,7 @@ import pytest
 from mlflow import MlflowClient
 
 from irisops import bundle
-from irisops.runtime import OnnxClassifier
+from irisops.runtime import classifier
 from tests.k8s.cluster import (
     POLL_INTERVAL,
     ROWS,
@@ -122,9 +122,9 @@ def train(tracking: Restartable, model_dir: Path, *args: str) -> tuple[str, Any,
             peak = max(peak, tree_rss_mb(process))
             time.sleep(0.1)
     assert process.returncode == 0, log.read_text()
-    _, metadata, onnx_bytes = bundle.read_current(model_dir)
+    _, metadata, files = bundle.read_current(model_dir)
     rows = np.asarray(ROWS, dtype=np.float32)
-    return str(metadata.version), OnnxClassifier(onnx_bytes).predict_proba(rows), peak
+    return str(metadata.version), classifier(files).predict_proba(rows), peak
 
 
 @pytest.fixture(scope="module")

@@ -3,29 +3,36 @@
 from pathlib import Path
 
 from irisops import bundle
-from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata
+from irisops.bundle import FOREST_FILE, METADATA_FILE, MODEL_FILE, BundleMetadata, ModelFiles
 from tests.conftest import Champion
 
 RELOAD_TIMEOUT = 15.0
 
 
-def publish(model_dir: Path, onnx_bytes: bytes, metadata: BundleMetadata) -> Path:
+def publish(model_dir: Path, files: ModelFiles, metadata: BundleMetadata) -> Path:
     """Publish as the trainer does: stage a complete bundle, then swap `current` to it."""
-    staged = bundle.stage(model_dir, onnx_bytes, metadata)
+    staged = bundle.stage(model_dir, files, metadata)
     bundle.activate(model_dir, staged)
     return staged
 
 
-def champion_bundle(champion: Champion) -> tuple[bytes, BundleMetadata]:
+def champion_bundle(champion: Champion) -> tuple[ModelFiles, BundleMetadata]:
     """The champion's bundle, read from the shared directory (which is never written to)."""
-    _, metadata, onnx_bytes = bundle.read_current(champion.model_dir)
-    return onnx_bytes, metadata
+    _, metadata, files = bundle.read_current(champion.model_dir)
+    return files, metadata
 
 
 def as_version(metadata: BundleMetadata, version: str) -> BundleMetadata:
     return metadata.model_copy(update={"version": version})
 
 
-def truncated_onnx(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
+def write_forest(directory: Path, files: ModelFiles) -> None:
+    """The forest file as the trainer wrote it, beside a model file a test breaks."""
+    assert files.forest is not None, "the champion was trained with its forest file"
+    (directory / FOREST_FILE).write_bytes(files.forest)
+
+
+def truncated_onnx(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
     (directory / METADATA_FILE).write_text(metadata.model_dump_json())
-    (directory / MODEL_FILE).write_bytes(onnx_bytes[: len(onnx_bytes) // 2])
+    (directory / MODEL_FILE).write_bytes(files.onnx[: len(files.onnx) // 2])
+    write_forest(directory, files)

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from irisops import bundle
-from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata
+from irisops.bundle import FOREST_FILE, METADATA_FILE, MODEL_FILE, BundleMetadata, ModelFiles
 from tests.conftest import ApiFactory, Champion, Tracking
 from tests.processes import SEED_BODY, Service, environment, serving_version, wait_for
 from tests.serving.publishing import (
@@ -31,6 +31,7 @@ from tests.serving.publishing import (
     champion_bundle,
     publish,
     truncated_onnx,
+    write_forest,
 )
 
 
@@ -143,13 +144,13 @@ class Hammer:
 def test_new_bundle_is_swapped_in_without_dropping_requests(
     serving_v1: Service, champion: Champion, model_dir: Path
 ) -> None:
-    onnx_bytes, metadata = champion_bundle(champion)
+    files, metadata = champion_bundle(champion)
     hammer = Hammer(serving_v1.url)
     thread = threading.Thread(target=hammer.run, daemon=True)
     thread.start()
     try:
         wait_for(lambda: hammer.count >= 50, timeout=RELOAD_TIMEOUT)
-        publish(model_dir, onnx_bytes, as_version(metadata, "99"))
+        publish(model_dir, files, as_version(metadata, "99"))
         wait_for(lambda: hammer.versions["99"] >= 50 or not thread.is_alive(), RELOAD_TIMEOUT)
     finally:
         hammer.stop.set()
@@ -170,9 +171,9 @@ def test_new_bundle_is_swapped_in_without_dropping_requests(
 def test_rollback_by_pointing_current_at_an_older_bundle(
     serving_v1: Service, champion: Champion, model_dir: Path
 ) -> None:
-    onnx_bytes, metadata = champion_bundle(champion)
+    files, metadata = champion_bundle(champion)
     (original,) = (model_dir / bundle.VERSIONS).iterdir()
-    publish(model_dir, onnx_bytes, as_version(metadata, "2"))
+    publish(model_dir, files, as_version(metadata, "2"))
     wait_for(serving_version(serving_v1, "2"), timeout=RELOAD_TIMEOUT)
     bundle.activate(model_dir, original)
     wait_for(serving_version(serving_v1, "1"), timeout=RELOAD_TIMEOUT)
@@ -180,8 +181,8 @@ def test_rollback_by_pointing_current_at_an_older_bundle(
 
 
 def test_swap_is_logged(serving_v1: Service, champion: Champion, model_dir: Path) -> None:
-    onnx_bytes, metadata = champion_bundle(champion)
-    publish(model_dir, onnx_bytes, as_version(metadata, "2"))
+    files, metadata = champion_bundle(champion)
+    publish(model_dir, files, as_version(metadata, "2"))
     wait_for(serving_version(serving_v1, "2"), timeout=RELOAD_TIMEOUT)
     assert "now serving model version 2" in serving_v1.output()
 
@@ -189,50 +190,80 @@ def test_swap_is_logged(serving_v1: Service, champion: Champion, model_dir: Path
 # --- Broken bundles ------------------------------------------------------------------------
 
 
-def missing_metadata(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
-    (directory / MODEL_FILE).write_bytes(onnx_bytes)
+def missing_metadata(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
+    (directory / MODEL_FILE).write_bytes(files.onnx)
+    write_forest(directory, files)
 
 
-def missing_model(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
+def missing_model(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
     (directory / METADATA_FILE).write_text(metadata.model_dump_json())
+    write_forest(directory, files)
 
 
-def garbage_metadata(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
+def missing_forest(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
+    (directory / METADATA_FILE).write_text(metadata.model_dump_json())
+    (directory / MODEL_FILE).write_bytes(files.onnx)
+
+
+def tampered_forest(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
+    """One byte of the node arrays changed after the checksum was taken."""
+    assert files.forest is not None
+    (directory / METADATA_FILE).write_text(metadata.model_dump_json())
+    (directory / MODEL_FILE).write_bytes(files.onnx)
+    middle = len(files.forest) // 2
+    flipped = files.forest[:middle] + bytes([files.forest[middle] ^ 1]) + files.forest[middle + 1 :]
+    (directory / FOREST_FILE).write_bytes(flipped)
+
+
+def garbage_metadata(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
     (directory / METADATA_FILE).write_text("{this is not json")
-    (directory / MODEL_FILE).write_bytes(onnx_bytes)
+    (directory / MODEL_FILE).write_bytes(files.onnx)
 
 
-def metadata_missing_fields(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
+def metadata_missing_fields(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
     fields = json.loads(metadata.model_dump_json())
     del fields["class_names"]
     (directory / METADATA_FILE).write_text(json.dumps(fields))
-    (directory / MODEL_FILE).write_bytes(onnx_bytes)
+    (directory / MODEL_FILE).write_bytes(files.onnx)
 
 
-def not_an_onnx_model(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
-    """Checksum right, content wrong: onnxruntime itself must refuse it."""
+def not_an_onnx_model(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
+    """An ONNX-only bundle (as made before forest.npz), checksum right, content wrong:
+    onnxruntime, which serves such bundles, must refuse it."""
     garbage = b"not an onnx model" * 100
-    (directory / METADATA_FILE).write_text(
-        metadata.model_copy(update={"sha256": bundle.sha256_of(garbage)}).model_dump_json()
-    )
+    onnx_only = {"sha256": bundle.sha256_of(garbage), "forest_sha256": None}
+    (directory / METADATA_FILE).write_text(metadata.model_copy(update=onnx_only).model_dump_json())
     (directory / MODEL_FILE).write_bytes(garbage)
 
 
-def wrong_examples(directory: Path, metadata: BundleMetadata, onnx_bytes: bytes) -> None:
+def not_a_forest(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
+    """Checksum right, content wrong: the forest file's reader must refuse it."""
+    garbage = b"not node arrays" * 100
+    update = {"forest_sha256": bundle.sha256_of(garbage)}
+    (directory / METADATA_FILE).write_text(metadata.model_copy(update=update).model_dump_json())
+    (directory / MODEL_FILE).write_bytes(files.onnx)
+    (directory / FOREST_FILE).write_bytes(garbage)
+
+
+def wrong_examples(directory: Path, metadata: BundleMetadata, files: ModelFiles) -> None:
     """A model that does not reproduce the probabilities recorded when it was trained."""
     flipped = [list(reversed(row)) for row in metadata.example_probabilities]
     broken = metadata.model_copy(update={"example_probabilities": flipped})
     (directory / METADATA_FILE).write_text(broken.model_dump_json())
-    (directory / MODEL_FILE).write_bytes(onnx_bytes)
+    (directory / MODEL_FILE).write_bytes(files.onnx)
+    write_forest(directory, files)
 
 
 BROKEN_BUNDLES = [
     pytest.param(truncated_onnx, "does not match its sha256 checksum", id="truncated-onnx"),
     pytest.param(missing_metadata, "metadata.json is missing", id="missing-metadata"),
     pytest.param(missing_model, "model.onnx is missing", id="missing-model"),
+    pytest.param(missing_forest, "forest.npz is missing", id="missing-forest"),
+    pytest.param(tampered_forest, "forest.npz in", id="tampered-forest"),
     pytest.param(garbage_metadata, "invalid metadata.json", id="garbage-metadata"),
     pytest.param(metadata_missing_fields, "class_names", id="incomplete-metadata"),
     pytest.param(not_an_onnx_model, "cannot be loaded by onnxruntime", id="not-onnx"),
+    pytest.param(not_a_forest, "forest.npz is not an .npz archive", id="not-a-forest"),
     pytest.param(wrong_examples, "does not reproduce", id="wrong-examples"),
 ]
 
@@ -242,13 +273,13 @@ def test_broken_bundle_keeps_the_previous_model(
     serving_v1: Service,
     champion: Champion,
     model_dir: Path,
-    breaker: Callable[[Path, BundleMetadata, bytes], None],
+    breaker: Callable[[Path, BundleMetadata, ModelFiles], None],
     reason: str,
 ) -> None:
-    onnx_bytes, metadata = champion_bundle(champion)
+    files, metadata = champion_bundle(champion)
     broken = model_dir / bundle.VERSIONS / "v7-broken"
     broken.mkdir()
-    breaker(broken, as_version(metadata, "7"), onnx_bytes)
+    breaker(broken, as_version(metadata, "7"), files)
     bundle.activate(model_dir, broken)
 
     def error_reported() -> bool:
@@ -272,7 +303,7 @@ def test_broken_bundle_keeps_the_previous_model(
     assert log.count("model reload failed") == 1, "the same failure is logged once, not per poll"
 
     # A good bundle afterwards is picked up and clears the error.
-    publish(model_dir, onnx_bytes, as_version(metadata, "8"))
+    publish(model_dir, files, as_version(metadata, "8"))
     wait_for(serving_version(serving_v1, "8"), timeout=RELOAD_TIMEOUT)
     status, info = get_json(serving_v1, "/model")
     assert info["last_error"] is None
@@ -283,10 +314,10 @@ def test_broken_bundle_keeps_the_previous_model(
 def test_broken_first_bundle_is_not_ready_with_the_reason(
     api_factory: ApiFactory, tracking: Tracking, champion: Champion, model_dir: Path
 ) -> None:
-    onnx_bytes, metadata = champion_bundle(champion)
+    files, metadata = champion_bundle(champion)
     broken = model_dir / bundle.VERSIONS / "v1-broken"
     broken.mkdir(parents=True)
-    truncated_onnx(broken, metadata, onnx_bytes)
+    truncated_onnx(broken, metadata, files)
     bundle.activate(model_dir, broken)
     service = api_factory.start(tracking.env(model_dir))
     status, ready = get_json(service, "/ready")
@@ -297,7 +328,7 @@ def test_broken_first_bundle_is_not_ready_with_the_reason(
     assert refused.status_code == 503
     assert "sha256" in refused.json()["detail"]
 
-    publish(model_dir, onnx_bytes, metadata)
+    publish(model_dir, files, metadata)
     wait_for(serving_version(service, "1"), timeout=RELOAD_TIMEOUT)
     assert get_json(service, "/model")[1]["last_error"] is None
 

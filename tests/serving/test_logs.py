@@ -174,17 +174,17 @@ def test_reload_failures_and_swaps_are_json(
     api_factory: ApiFactory, tracking: Tracking, champion: Champion, tmp_path: Path
 ) -> None:
     model_dir = tmp_path / "model_data"
-    onnx_bytes, metadata = champion_bundle(champion)
-    publish(model_dir, onnx_bytes, metadata)
+    files, metadata = champion_bundle(champion)
+    publish(model_dir, files, metadata)
     service = api_factory.start(
         tracking.env(model_dir, IRISOPS_LOG_FORMAT="json"), ready_path="/ready"
     )
     broken = model_dir / bundle.VERSIONS / "v2-broken"
     broken.mkdir()
-    truncated_onnx(broken, as_version(metadata, "2"), onnx_bytes)
+    truncated_onnx(broken, as_version(metadata, "2"), files)
     bundle.activate(model_dir, broken)
     wait_for(lambda: any(e.get("event") == "model_reload_failed" for e in entries(service)))
-    publish(model_dir, onnx_bytes, as_version(metadata, "3"))
+    publish(model_dir, files, as_version(metadata, "3"))
     wait_for(serving_version(service, "3"), timeout=RELOAD_TIMEOUT)
 
     found = entries(service)

@@ -204,7 +204,13 @@ def test_the_served_model_is_an_info_metric(client: httpx.Client, champion: Cham
         if name == "irisops_model_info" and found == 1
     }
     assert info == {
-        "1": {"name": MODEL, "version": "1", "run_id": metadata.run_id, "sha256": metadata.sha256}
+        "1": {
+            "name": MODEL,
+            "version": "1",
+            "run_id": metadata.run_id,
+            "sha256": metadata.sha256,
+            "backend": "forest",
+        }
     }
     assert value(samples, "irisops_model_loaded") == 1
     assert value(samples, "irisops_model_reloads_total") == 1
@@ -221,20 +227,20 @@ def test_reloads_and_failures_are_counted(
     assert value(samples, "irisops_model_loaded") == 0
     assert not any(name == "irisops_model_info" for name, _ in samples)
 
-    onnx_bytes, metadata = champion_bundle(champion)
-    publish(model_dir, onnx_bytes, metadata)
+    files, metadata = champion_bundle(champion)
+    publish(model_dir, files, metadata)
     wait_for(serving_version(service, "1"), timeout=RELOAD_TIMEOUT)
 
     broken = model_dir / "versions" / "v2-broken"
     broken.mkdir()
-    truncated_onnx(broken, as_version(metadata, "2"), onnx_bytes)
+    truncated_onnx(broken, as_version(metadata, "2"), files)
     bundle.activate(model_dir, broken)
     # Every failed attempt counts (one per poll), though the log says it once.
     wait_for(
         lambda: value(scrape(service.url), "irisops_model_reload_failures_total") >= 2,
         timeout=RELOAD_TIMEOUT,
     )
-    publish(model_dir, onnx_bytes, as_version(metadata, "3"))
+    publish(model_dir, files, as_version(metadata, "3"))
     wait_for(serving_version(service, "3"), timeout=RELOAD_TIMEOUT)
 
     samples = scrape(service.url)

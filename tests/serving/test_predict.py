@@ -252,11 +252,12 @@ def test_ready(client: httpx.Client) -> None:
 
 
 def test_model_metadata(client: httpx.Client, champion: Champion) -> None:
-    _, metadata, onnx_bytes = read_current(champion.model_dir)
+    _, metadata, files = read_current(champion.model_dir)
     response = client.get("/model")
     assert response.status_code == 200
     info = response.json()
     assert info["version"] == "1"
+    assert info["backend"] == "forest"
     assert info["last_error"] is None
     assert info["reloads"] >= 1
     assert str(champion.model_dir.resolve()) in info["source"]
@@ -267,7 +268,9 @@ def test_model_metadata(client: httpx.Client, champion: Champion) -> None:
     assert served["feature_names"] == metadata.feature_names
     assert len(served["feature_names"]) == 4
     assert 0.8 <= served["metrics"]["test_accuracy"] <= 1.0
-    assert served["sha256"] == sha256_of(onnx_bytes)
+    assert served["sha256"] == sha256_of(files.onnx)
+    assert files.forest is not None
+    assert served["forest_sha256"] == sha256_of(files.forest)
     assert re.fullmatch(r"[0-9a-f]{64}", served["sha256"])
     assert served["run_id"] == metadata.run_id
     assert served["run_id"]

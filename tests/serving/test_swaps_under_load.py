@@ -23,8 +23,8 @@ import pytest
 from mlflow import MlflowClient
 
 from irisops import bundle
-from irisops.bundle import BundleMetadata
-from irisops.runtime import OnnxClassifier
+from irisops.bundle import BundleMetadata, ModelFiles
+from irisops.runtime import classifier
 from tests.conftest import ApiFactory, Tracking
 from tests.processes import irisops, serving_version, wait_for
 
@@ -36,7 +36,7 @@ MAX_SECONDS = 80.0
 
 @dataclass(frozen=True)
 class Published:
-    onnx_bytes: bytes
+    files: ModelFiles
     metadata: BundleMetadata
     probabilities: np.ndarray[Any, np.dtype[np.float32]]
 
@@ -54,12 +54,10 @@ def models(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory) -> dict
             "train", *args, env=tracking.env(model_dir, IRISOPS_REGISTERED_MODEL=MODEL)
         )
         assert result.returncode == 0, result.stderr
-        _, metadata, onnx_bytes = bundle.read_current(model_dir)
+        _, metadata, files = bundle.read_current(model_dir)
         assert metadata.version == version
         rows = np.asarray(ROWS, dtype=np.float32)
-        found[version] = Published(
-            onnx_bytes, metadata, OnnxClassifier(onnx_bytes).predict_proba(rows)
-        )
+        found[version] = Published(files, metadata, classifier(files).predict_proba(rows))
     assert not np.allclose(found["1"].probabilities, found["2"].probabilities, atol=1e-3)
     return found
 
@@ -154,14 +152,14 @@ def test_swaps_through_the_model_directory(
 ) -> None:
     model_dir = tmp_path / "model_data"
     first = models["1"]
-    bundle.activate(model_dir, bundle.stage(model_dir, first.onnx_bytes, first.metadata))
+    bundle.activate(model_dir, bundle.stage(model_dir, first.files, first.metadata))
     service = api_factory.start(tracking.env(model_dir), ready_path="/ready")
     deadline = time.monotonic() + MAX_SECONDS
     with Load(service.url, models).running() as load:
         for swap in range(SWAPS):
             version = "2" if swap % 2 == 0 else "1"
             published = models[version]
-            staged = bundle.stage(model_dir, published.onnx_bytes, published.metadata)
+            staged = bundle.stage(model_dir, published.files, published.metadata)
             bundle.activate(model_dir, staged)
             wait_for(serving_version(service, version), timeout=deadline - time.monotonic())
             time.sleep(0.3)  # let the clients see this version for a while

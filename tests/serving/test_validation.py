@@ -25,12 +25,12 @@ def publish_small_forest(model_dir: Path) -> None:
     dataset = data.load()
     split = data.split(dataset, 0.2, 0)
     model = fit.fit(split, fit.TrainParams(n_estimators=10))
-    onnx_bytes = export.export(model, len(dataset.feature_names))
+    files = export.export_files(model, len(dataset.feature_names))
     reference = training_reference(dataset, split)
     metadata = bundle_metadata(
-        model, onnx_bytes, dataset, {}, "in-process", Settings(), reference
+        model, files, dataset, {}, "in-process", Settings(), reference
     ).model_copy(update={"version": "1"})
-    bundle.activate(model_dir, bundle.stage(model_dir, onnx_bytes, metadata))
+    bundle.activate(model_dir, bundle.stage(model_dir, files, metadata))
 
 
 @pytest.fixture(scope="module")

@@ -146,6 +146,8 @@ def test_the_run_records_params_metrics_tags_and_dataset(first: FirstVersion) ->
     ):
         assert name in metrics
     assert metrics["parity_max_probability_diff"] <= 1e-5
+    assert metrics["parity_forest_max_probability_diff"] <= 1e-5
+    assert metrics["parity_onnx_max_probability_diff"] <= 1e-5
     assert run.data.tags["irisops.version"]
     assert run.inputs is not None
     inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
@@ -186,9 +188,11 @@ def test_the_registered_version_contains_exactly_what_is_served(
     from irisops.registry import fetch_bundle
 
     registry = first.registry
-    metadata, onnx_bytes = fetch_bundle(registry.client, registry.name, "1", tmp_path)
-    _, served, served_bytes = bundle.read_current(registry.model_dir)
-    assert sha256_of(onnx_bytes) == served.sha256 == sha256_of(served_bytes)
+    metadata, files = fetch_bundle(registry.client, registry.name, "1", tmp_path)
+    _, served, served_files = bundle.read_current(registry.model_dir)
+    assert sha256_of(files.onnx) == served.sha256 == sha256_of(served_files.onnx)
+    assert files.forest is not None and served_files.forest is not None
+    assert sha256_of(files.forest) == served.forest_sha256 == sha256_of(served_files.forest)
     assert metadata.run_id == served.run_id
 
 

@@ -1,1 +1,1 @@
-"""The prediction API: FastAPI over onnxruntime, hot-reloading the champion model."""
+"""The prediction API: FastAPI over the forest evaluator (or onnxruntime), hot-reloading."""

@@ -36,8 +36,8 @@ ROUTERS = (
 
 def model_source(settings: Settings) -> ModelSource:
     if settings.model_uri:
-        return RegistrySource(settings.model_uri, settings.tracking_uri)
-    return DirectorySource(settings.served_model_dir)
+        return RegistrySource(settings.model_uri, settings.tracking_uri, backend=settings.backend)
+    return DirectorySource(settings.served_model_dir, settings.backend)
 
 
 def challenger_store(settings: Settings) -> ModelStore | None:
@@ -45,7 +45,7 @@ def challenger_store(settings: Settings) -> ModelStore | None:
     if not settings.shadow:
         return None
     uri = f"models:/{settings.registered_model}@{settings.shadow_alias}"
-    return ModelStore(RegistrySource(uri, settings.tracking_uri))
+    return ModelStore(RegistrySource(uri, settings.tracking_uri, backend=settings.backend))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

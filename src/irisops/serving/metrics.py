@@ -74,6 +74,7 @@ class ServedModel(Collector):
                     "version": model.version,
                     "run_id": metadata.run_id,
                     "sha256": metadata.sha256,
+                    "backend": model.backend,
                 },
             )
 

@@ -115,6 +115,7 @@ class Readiness(BaseModel):
 class ModelInfo(BaseModel):
     source: str
     version: str | None
+    backend: str | None = Field(None, description="What evaluates the model: forest or onnx.")
     last_error: str | None
     reloads: int
     metadata: dict[str, Any] | None

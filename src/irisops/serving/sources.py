@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from irisops.bundle import BundleError, current_target, read_bundle
+from irisops.config import Backend
 from irisops.runtime import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -31,16 +32,17 @@ class ModelSource(Protocol):
 class DirectorySource:
     """The `current` pointer of a model directory, as published by the trainer."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, backend: Backend = "forest") -> None:
         self.model_dir = model_dir
+        self.backend: Backend = backend
         self.description = f"directory {model_dir}"
 
     def latest(self) -> str | None:
         return current_target(self.model_dir)
 
     def load(self, key: str) -> LoadedModel:
-        metadata, onnx_bytes = read_bundle(self.model_dir / key)
-        return load_model(key, metadata, onnx_bytes)
+        metadata, files = read_bundle(self.model_dir / key)
+        return load_model(key, metadata, files, self.backend)
 
 
 class RegistrySource:
@@ -49,7 +51,13 @@ class RegistrySource:
     MLflow is imported only here, so serving from the model directory never loads it.
     """
 
-    def __init__(self, model_uri: str, tracking_uri: str, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_uri: str,
+        tracking_uri: str,
+        cache_dir: Path | None = None,
+        backend: Backend = "forest",
+    ) -> None:
         match = MODEL_URI.match(model_uri)
         if match is None:
             raise ValueError(
@@ -61,6 +69,7 @@ class RegistrySource:
         self.version: str | None = match["version"]
         self.description = f"registry {model_uri} at {tracking_uri}"
         self.cache_dir = cache_dir or Path(tempfile.gettempdir())
+        self.backend: Backend = backend
         self._tracking_uri = tracking_uri
         self._client: MlflowClient | None = None
 
@@ -88,11 +97,11 @@ class RegistrySource:
 
         destination = Path(tempfile.mkdtemp(prefix="irisops-", dir=self.cache_dir))
         try:
-            metadata, onnx_bytes = fetch_bundle(self.client, self.name, key, destination)
+            metadata, files = fetch_bundle(self.client, self.name, key, destination)
         except BundleError:
             raise
         except Exception as exc:  # MLflow's client raises many kinds; the reason is what counts
             raise BundleError(f"cannot fetch {self.name} v{key} from the registry: {exc}") from exc
         finally:
             shutil.rmtree(destination, ignore_errors=True)
-        return load_model(key, metadata, onnx_bytes)
+        return load_model(key, metadata, files, self.backend)

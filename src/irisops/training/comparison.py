@@ -2,7 +2,7 @@
 
 Each version's recorded test score comes from its own split; a challenger trained with
 another seed or test size would otherwise be judged on easier (or harder) rows than the
-champion was. So the champion's served model (its ONNX bundle, from the registry) is run on
+champion was. So the champion's served model (its bundle, from the registry) is run on
 the challenger's test rows, and the gate compares those two scores, naming the rows' digest.
 """
 
@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from irisops import registry
 from irisops.config import Settings
 from irisops.registry import Champion, Decision, PromotionMode, VersionRecord
-from irisops.runtime import OnnxClassifier
+from irisops.runtime import classifier
 from irisops.training import data, evaluate
 
 TAG_CHAMPION_SCORE = "irisops.gate_champion_score"
@@ -41,11 +41,11 @@ def rescore(
     client: MlflowClient, settings: Settings, champion: Champion, split: data.Split
 ) -> Champion:
     with tempfile.TemporaryDirectory() as tmp:
-        _, onnx_bytes = registry.fetch_bundle(
+        _, files = registry.fetch_bundle(
             client, settings.registered_model, champion.version, Path(tmp)
         )
     rows = split.X_test.to_numpy(np.float32)
-    probabilities = OnnxClassifier(onnx_bytes).predict_proba(rows)
+    probabilities = classifier(files, settings.backend).predict_proba(rows)
     score = evaluate.scores(split.y_test, probabilities)[settings.gate_metric]
     basis = f"on the same test split (sha256 {split_digest(split)[:12]})"
     return replace(champion, score=score, basis=basis)

@@ -31,7 +31,7 @@ from mlflow.models import infer_signature
 from sklearn.ensemble import RandomForestClassifier
 
 from irisops import registry, release
-from irisops.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata, sha256_of, write_bundle
+from irisops.bundle import METADATA_FILE, BundleMetadata, ModelFiles, sha256_of, write_bundle
 from irisops.config import Settings
 from irisops.profile import ReferenceProfile, reference_profile
 from irisops.registry import Decision, PromotionMode
@@ -96,7 +96,7 @@ def _log_plots(model: RandomForestClassifier, dataset: data.Dataset, split: data
 
 def bundle_metadata(
     model: RandomForestClassifier,
-    onnx_bytes: bytes,
+    files: ModelFiles,
     dataset: data.Dataset,
     metrics: dict[str, float],
     run_id: str,
@@ -112,7 +112,8 @@ def bundle_metadata(
         class_names=list(dataset.class_names),
         feature_names=list(dataset.feature_names),
         metrics=metrics,
-        sha256=sha256_of(onnx_bytes),
+        sha256=sha256_of(files.onnx),
+        forest_sha256=None if files.forest is None else sha256_of(files.forest),
         created_at=datetime.now(UTC),
         example_input=examples.tolist(),
         example_probabilities=probabilities.tolist(),
@@ -148,15 +149,15 @@ def run_training(
     with mlflow.start_run(tags=provenance.input_tags(code, dataset)) as run:
         provenance.log_source(code)
         model, metrics = fit_and_log(job, params, dataset, split)
-        onnx_bytes, parity = export_checked(job, model, dataset, params.seed)
-        mlflow.set_tags(provenance.output_tags(model, onnx_bytes))
+        files, parity = export_checked(job, model, dataset, params.seed)
+        mlflow.set_tags(provenance.output_tags(model, files.onnx))
         reference = profile_training_data(dataset, split)
         metadata = bundle_metadata(
-            model, onnx_bytes, dataset, metrics, run.info.run_id, settings, reference
+            model, files, dataset, metrics, run.info.run_id, settings, reference
         )
-        version = register(job, model, split, onnx_bytes, metadata)
+        version = register(job, model, split, files, metadata)
         decision = judge(job, mode, version, metrics, split)
-        published = publish(job, version, onnx_bytes, metadata) if decision.promote else None
+        published = publish(job, version, files, metadata) if decision.promote else None
     return TrainingResult(
         run_id=run.info.run_id,
         run_url=run_url(settings.tracking_uri, job.experiment_id, run.info.run_id),
@@ -231,15 +232,19 @@ def training_reference(dataset: data.Dataset, split: data.Split) -> ReferencePro
 
 def export_checked(
     job: Job, model: RandomForestClassifier, dataset: data.Dataset, seed: int
-) -> tuple[bytes, export.ParityReport]:
-    """The API serves the export, not the forest: one that predicts otherwise stops the job."""
-    job.step(f"exporting to ONNX and checking it on {export.RANDOM_POINTS:,} random points")
-    onnx_bytes = export.export(model, len(dataset.feature_names))
-    parity = export.check_parity(model, onnx_bytes, dataset, seed)
+) -> tuple[ModelFiles, export.ParityReport]:
+    """The API serves the exports, not the forest: one that predicts otherwise stops the job."""
+    job.step(
+        "exporting the node arrays and ONNX and checking both on "
+        f"{export.RANDOM_POINTS:,} random points"
+    )
+    files = export.export_files(model, len(dataset.feature_names))
+    parity = export.check_parity(model, files, dataset, seed)
     mlflow.log_metrics(
         {"parity_max_probability_diff": parity.max_probability_diff, "parity_rows": parity.rows}
+        | {f"parity_{name}_max_probability_diff": d for name, d in parity.by_backend.items()}
     )
-    return onnx_bytes, parity
+    return files, parity
 
 
 @contextmanager
@@ -267,7 +272,7 @@ def register(
     job: Job,
     model: RandomForestClassifier,
     split: data.Split,
-    onnx_bytes: bytes,
+    files: ModelFiles,
     metadata: BundleMetadata,
 ) -> str:
     """A new version, and `challenger`, whatever the gate decides next.
@@ -279,7 +284,8 @@ def register(
     job.step(f"logging the model and registering a version of {name}")
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = Path(tmp)
-        write_bundle(bundle_dir, onnx_bytes, metadata)
+        write_bundle(bundle_dir, files, metadata)
+        bundle_files = [str(bundle_dir / name) for name in [*files.names(), METADATA_FILE]]
         with _registry_notices_follow_the_logger():
             info = mlflow.sklearn.log_model(
                 model,
@@ -288,7 +294,7 @@ def register(
                 input_example=split.X_test.head(3),
                 pip_requirements=PIP_REQUIREMENTS,
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
-                extra_files=[str(bundle_dir / MODEL_FILE), str(bundle_dir / METADATA_FILE)],
+                extra_files=bundle_files,
                 registered_model_name=name,
             )
     version = str(info.registered_model_version)
@@ -309,8 +315,8 @@ def judge(
     return decision
 
 
-def publish(job: Job, version: str, onnx_bytes: bytes, metadata: BundleMetadata) -> Path:
+def publish(job: Job, version: str, files: ModelFiles, metadata: BundleMetadata) -> Path:
     """The one stage that touches what the API serves: last, after everything that can fail."""
     job.step(f"publishing v{version} to {job.settings.served_model_dir}")
     registered = metadata.model_copy(update={"version": version})
-    return release.promote(job.client, job.settings, version, onnx_bytes, registered)
+    return release.promote(job.client, job.settings, version, files, registered)

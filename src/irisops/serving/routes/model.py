@@ -18,6 +18,7 @@ async def model_info(store: StoreDep) -> ModelInfo:
     return ModelInfo(
         source=store.source.description,
         version=None if model is None else model.version,
+        backend=None if model is None else model.backend,
         last_error=store.last_error,
         reloads=store.reloads,
         metadata=None if model is None else model.metadata.model_dump(mode="json"),
