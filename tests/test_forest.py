@@ -4,6 +4,7 @@ A real forest is fitted and exported as the trainer does; corrupt files are made
 changing one array of a good one, so each test names the one rule it breaks.
 """
 
+import dataclasses
 import io
 from collections.abc import Callable
 
@@ -24,17 +25,23 @@ def dataset() -> data.Dataset:
     return data.load()
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param(fit.TrainParams(), id="grown"),
-        # Impure leaves: fractional probabilities, where the order and width of the sums show.
-        pytest.param(fit.TrainParams(n_estimators=30, max_depth=2), id="shallow"),
-    ],
-)
+@pytest.fixture(scope="module", params=["grown", "shallow", "bushy"])
 def model(dataset: data.Dataset, request: pytest.FixtureRequest) -> RandomForestClassifier:
-    params: fit.TrainParams = request.param
-    return fit.fit(data.split(dataset, 0.2, 42), params)
+    split = data.split(dataset, 0.2, 42)
+    if request.param == "shallow":
+        # Impure leaves: fractional probabilities, where the order and width of the sums show.
+        return fit.fit(split, fit.TrainParams(n_estimators=30, max_depth=2))
+    if request.param == "bushy":
+        # A third of the labels shuffled: trees grow dozens of leaves, some past the 32 a
+        # tree may have to be evaluated by bit masks, so batches walk those instead.
+        labels, rng = np.asarray(split.y_train).copy(), np.random.default_rng(3)
+        mixed = rng.choice(len(labels), len(labels) // 3, replace=False)
+        labels[mixed] = rng.permutation(labels[mixed])
+        model = fit.fit(dataclasses.replace(split, y_train=labels), fit.TrainParams())
+        leaves = [tree.tree_.n_leaves for tree in model.estimators_]
+        assert min(leaves) <= 32 < max(leaves), leaves
+        return model
+    return fit.fit(split, fit.TrainParams())
 
 
 @pytest.fixture(scope="module")
@@ -280,8 +287,11 @@ def test_the_evaluator_checks_for_itself_without_the_python_checks(
         build(value=arrays["value"][:-1])
     with pytest.raises(ValueError, match="roots must rise"):
         build(roots=np.array([0, n + 3], dtype=np.int32))
-    first, second = np.flatnonzero(arrays["left"][: int(arrays["roots"][1])] != -1)[:2]
-    shared = arrays["left"].copy()
-    shared[first] = arrays["right"][second]  # after both: a child of two nodes
+    # The root's other child becomes a grandchild it already has through an inner child.
+    left, right = arrays["left"], arrays["right"]
+    inner = "right" if left[right[0]] != -1 else "left"
+    other = {"left": "right", "right": "left"}[inner]
+    shared = arrays[other].copy()
+    shared[0] = right[arrays[inner][0]]
     with pytest.raises(ValueError, match="a child that another node has too"):
-        build(left=shared)
+        build(**{other: shared})

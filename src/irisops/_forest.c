@@ -23,14 +23,17 @@
  * input can make a walk read outside the arrays. The data is copied into a packed node
  * table, each tree breadth first, so that a node's two children sit side by side.
  *
- * Batches walk branch-free: in the packed table a leaf is its own child (it tests a
- * slot that is always 0.0 against +infinity), so a row that reached its leaf stays
- * there, and each tree takes a fixed number of steps (its depth). BLOCK rows go down a tree together: their steps are independent, so the
- * CPU overlaps them instead of waiting on one load after another, and no branch is
- * mispredicted on the way (random rows would mispredict about one step in three). A
- * single row (and a batch's last few) walks each tree to its leaf and stops: fewer
- * steps, and nothing to overlap. Both reach the same leaves and add them up in the
- * same order, so a row gets the same bits whichever way it went.
+ * Batches go BLOCK rows at a time, with no branch that depends on a row. A tree of at
+ * most MASK_LEAVES leaves is evaluated as bit masks (build_masks): every test of the tree
+ * runs on the whole block, four float32 rows an SSE2 instruction, and each row's leaf is
+ * the lowest bit left standing. The float32 comparison is exact: for a float32 x,
+ * x <= t (t a float64 threshold) holds exactly when x <= the largest float32 <= t. A
+ * larger tree is walked for a fixed number of steps (its depth): in the packed table a
+ * leaf is its own child (it tests a slot that is always 0.0 against +infinity), so a row
+ * that reached its leaf stays there, and the block's independent walks overlap in the
+ * CPU. A single row (and a batch's last few) walks each tree to its leaf and stops. All
+ * reach the same leaves and add them up in the same order, so a row gets the same bits
+ * whichever way it went.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -39,6 +42,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* From this many rows a batch runs without the GIL (below, the hand-off costs more). */
 #define NOGIL_ROWS 16
@@ -46,6 +52,8 @@
 #define BLOCK 32
 /* Features and classes whose block buffers live on the stack (more: on the heap). */
 #define STACK_WIDTH 16
+/* A tree with up to this many leaves is evaluated as bit masks, one bit a leaf. */
+#define MASK_LEAVES 32
 /* Features and classes a walk keeps on the stack; models with more are refused. */
 #define MAX_FEATURES 4096
 #define MAX_CLASSES 4096
@@ -66,6 +74,13 @@ typedef struct {
     int32_t *leaf_of; /* per node, its row in the value table; -1 at an internal node */
     int32_t *roots;
     int32_t *depths; /* steps from each tree's root to its deepest leaf */
+    /* Trees of at most MASK_LEAVES leaves, as bit masks (see predict_block); per tree, its
+     * first test and leaf in the arrays below, or first_leaf -1 for a tree walked instead. */
+    int32_t *first_test, *tests, *first_leaf;
+    float *test_threshold; /* the largest float32 <= the node's float64 threshold */
+    int32_t *test_feature;
+    uint32_t *test_mask; /* the leaves left standing when the test fails (go right) */
+    int32_t *leaf_row;   /* a masked tree's leaves from left to right: their value rows */
     Py_ssize_t n_nodes;
     Py_ssize_t n_trees;
     Py_ssize_t n_features;
@@ -102,7 +117,85 @@ Forest_dealloc(Forest *self)
     PyMem_Free(self->roots);
     PyMem_Free(self->depths);
     PyMem_Free(self->leaf_of);
+    PyMem_Free(self->first_test);
+    PyMem_Free(self->tests);
+    PyMem_Free(self->first_leaf);
+    PyMem_Free(self->test_threshold);
+    PyMem_Free(self->test_feature);
+    PyMem_Free(self->test_mask);
+    PyMem_Free(self->leaf_row);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/*
+ * The bit masks of every tree with at most MASK_LEAVES leaves (QuickScorer, Lucchese et
+ * al., SIGIR 2015). Number a tree's leaves from left to right; a test that fails (the
+ * row goes right) rules out every leaf of its left subtree, and the row's leaf is the
+ * leftmost one no failed test ruled out. So a row's leaf is found by AND-ing the masks
+ * of its failed tests, in any order, with no walk from node to node. Built from the
+ * packed table, where each tree's reached nodes are roots[t] .. ends[t]-1, breadth first.
+ */
+/* For a float32 x, x <= t exactly when x <= float_at_most(t): the same test in float32. */
+static float
+float_at_most(double t)
+{
+    float at_most = (float)t;
+    return (double)at_most > t ? nextafterf(at_most, -INFINITY) : at_most;
+}
+
+static int
+build_masks(Forest *self, const int32_t *roots, const int32_t *ends, Py_ssize_t n,
+            Py_ssize_t n_trees)
+{
+    int32_t *leaves = PyMem_Calloc((size_t)n, sizeof(int32_t)); /* in each subtree */
+    int32_t *start = PyMem_Calloc((size_t)n, sizeof(int32_t));  /* its leftmost leaf */
+    self->first_test = PyMem_Calloc((size_t)n_trees, sizeof(int32_t));
+    self->tests = PyMem_Calloc((size_t)n_trees, sizeof(int32_t));
+    self->first_leaf = PyMem_Calloc((size_t)n_trees, sizeof(int32_t));
+    self->test_threshold = PyMem_Calloc((size_t)n, sizeof(float));
+    self->test_feature = PyMem_Calloc((size_t)n, sizeof(int32_t));
+    self->test_mask = PyMem_Calloc((size_t)n, sizeof(uint32_t));
+    self->leaf_row = PyMem_Calloc((size_t)n, sizeof(int32_t));
+    if (!leaves || !start || !self->first_test || !self->tests || !self->first_leaf ||
+        !self->test_threshold || !self->test_feature || !self->test_mask || !self->leaf_row) {
+        PyMem_Free(leaves);
+        PyMem_Free(start);
+        PyErr_NoMemory();
+        return -1;
+    }
+    const Node *nodes = self->nodes;
+    int32_t n_tests = 0, n_leaf_rows = 0;
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        const int32_t root = roots[t], end = ends[root];
+        for (int32_t i = end - 1; i >= root; i--) { /* children come after their parent */
+            leaves[i] = self->leaf_of[i] >= 0 ? 1 : leaves[nodes[i].left] + leaves[nodes[i].left + 1];
+        }
+        self->first_leaf[t] = -1;
+        if (leaves[root] > MASK_LEAVES) {
+            continue;
+        }
+        self->first_test[t] = n_tests;
+        self->first_leaf[t] = n_leaf_rows;
+        start[root] = 0;
+        for (int32_t i = root; i < end; i++) {
+            if (self->leaf_of[i] >= 0) {
+                self->leaf_row[n_leaf_rows + start[i]] = self->leaf_of[i];
+                continue;
+            }
+            int32_t left = nodes[i].left, left_leaves = leaves[left]; /* < MASK_LEAVES */
+            start[left] = start[i];
+            start[left + 1] = start[i] + left_leaves;
+            self->test_threshold[n_tests] = float_at_most(nodes[i].threshold);
+            self->test_feature[n_tests] = nodes[i].feature;
+            self->test_mask[n_tests] = ~((((uint32_t)1 << left_leaves) - 1) << start[i]);
+            n_tests++;
+        }
+        self->tests[t] = n_tests - self->first_test[t];
+        n_leaf_rows += leaves[root];
+    }
+    PyMem_Free(leaves);
+    PyMem_Free(start);
+    return 0;
 }
 
 static int
@@ -223,6 +316,10 @@ build(Forest *self, Py_buffer *b, Py_ssize_t n_features, Py_ssize_t n_classes)
             queue[tail++] = right[o];
         }
         self->depths[t] = deepest;
+        depth[roots[t]] = (int32_t)tail; /* the root's depth is 0: its slot now keeps the end */
+    }
+    if (!failed) {
+        failed = build_masks(self, roots, depth, n, n_trees);
     }
     PyMem_Free(depth);
     PyMem_Free(queue);
@@ -278,35 +375,81 @@ done:
  * the number of trees and written as float32. The same additions in the same order as
  * scikit-learn's predict_proba, whatever the block a row is in.
  */
+/*
+ * Each row's leaf in tree t, as a value row: the leftmost leaf no failed test ruled out.
+ * x holds the block column by column (x[feature * BLOCK + row]), so a test reads its
+ * feature for all the rows side by side.
+ */
 static inline void
-predict_block(const Forest *f, const double *x, Py_ssize_t rows, double *sum, float *out)
+masked_leaves(const Forest *f, Py_ssize_t t, const float *x, int32_t *at)
+{
+    uint32_t standing[BLOCK];
+    for (int r = 0; r < BLOCK; r++) {
+        standing[r] = ~(uint32_t)0;
+    }
+    const int32_t first = f->first_test[t], last = first + f->tests[t];
+    for (int32_t k = first; k < last; k++) {
+        const float *column = &x[(Py_ssize_t)f->test_feature[k] * BLOCK];
+        const float threshold = f->test_threshold[k];
+        const uint32_t mask = f->test_mask[k];
+#if defined(__SSE2__)
+        /* Four rows an instruction; the comparison itself yields a pass's all-ones word. */
+        const __m128 limit = _mm_set1_ps(threshold);
+        const __m128i ruled_out = _mm_set1_epi32((int)mask);
+        for (int r = 0; r < BLOCK; r += 4) {
+            __m128i passed = _mm_castps_si128(_mm_cmple_ps(_mm_loadu_ps(&column[r]), limit));
+            __m128i *word = (__m128i *)&standing[r];
+            __m128i kept = _mm_or_si128(ruled_out, passed);
+            _mm_storeu_si128(word, _mm_and_si128(_mm_loadu_si128(word), kept));
+        }
+#else
+        for (int r = 0; r < BLOCK; r++) {
+            standing[r] &= mask | ((uint32_t)0 - (column[r] <= threshold));
+        }
+#endif
+    }
+    const int32_t *leaf_row = &f->leaf_row[f->first_leaf[t]];
+    for (int r = 0; r < BLOCK; r++) {
+        at[r] = leaf_row[__builtin_ctz(standing[r])];
+    }
+}
+
+static inline void
+predict_block(const Forest *f, const float *x, double *sum, float *out)
 {
     const Node *nodes = f->nodes;
-    const Py_ssize_t n_classes = f->n_classes, n_features = f->n_features;
-    const Py_ssize_t stride = n_features + 1;
+    const Py_ssize_t n_classes = f->n_classes;
     int32_t at[BLOCK];
-    for (Py_ssize_t i = 0; i < rows * n_classes; i++) {
+    for (Py_ssize_t i = 0; i < BLOCK * n_classes; i++) {
         sum[i] = 0.0;
     }
     for (Py_ssize_t t = 0; t < f->n_trees; t++) {
-        for (Py_ssize_t r = 0; r < rows; r++) {
-            at[r] = f->roots[t];
-        }
-        for (int32_t step = f->depths[t]; step > 0; step--) {
-            for (Py_ssize_t r = 0; r < rows; r++) {
-                const Node *node = &nodes[at[r]];
-                at[r] = node->left + !(x[r * stride + node->feature] <= node->threshold);
+        if (f->first_leaf[t] >= 0) {
+            masked_leaves(f, t, x, at);
+        } else { /* a walk of fixed length: a leaf is its own child */
+            for (int r = 0; r < BLOCK; r++) {
+                at[r] = f->roots[t];
+            }
+            for (int32_t step = f->depths[t]; step > 0; step--) {
+                for (int r = 0; r < BLOCK; r++) {
+                    const Node *node = &nodes[at[r]];
+                    double value = (double)x[(Py_ssize_t)node->feature * BLOCK + r];
+                    at[r] = node->left + !(value <= node->threshold);
+                }
+            }
+            for (int r = 0; r < BLOCK; r++) {
+                at[r] = f->leaf_of[at[r]];
             }
         }
-        for (Py_ssize_t r = 0; r < rows; r++) {
-            const double *leaf = &f->values[(Py_ssize_t)f->leaf_of[at[r]] * n_classes];
+        for (int r = 0; r < BLOCK; r++) {
+            const double *leaf = &f->values[(Py_ssize_t)at[r] * n_classes];
             for (Py_ssize_t c = 0; c < n_classes; c++) {
                 sum[r * n_classes + c] += leaf[c];
             }
         }
     }
     const double trees = (double)f->n_trees;
-    for (Py_ssize_t i = 0; i < rows * n_classes; i++) {
+    for (Py_ssize_t i = 0; i < BLOCK * n_classes; i++) {
         out[i] = (float)(sum[i] / trees);
     }
 }
@@ -340,34 +483,47 @@ predict_row(const Forest *f, const double *x, double *sum, float *out)
 static int
 predict_rows(const Forest *f, const float *X, Py_ssize_t n_rows, float *out)
 {
-    /* Each row widened to double, plus the slot leaves test (0.0). */
+    /* A block's features column by column (float32, as given), plus the column of 0.0
+     * that leaves test; a single row's widened to double, plus its 0.0; the sums. */
     const Py_ssize_t n_features = f->n_features, n_classes = f->n_classes;
     const Py_ssize_t stride = n_features + 1;
-    double stack[BLOCK * STACK_WIDTH * 2];
-    double *x = stack, *sum = stack + BLOCK * STACK_WIDTH, *heap = NULL;
+    float stack_columns[BLOCK * STACK_WIDTH];
+    double stack[BLOCK * STACK_WIDTH + STACK_WIDTH];
+    float *columns = stack_columns;
+    double *sum = stack, *x = stack + BLOCK * STACK_WIDTH;
+    void *heap = NULL;
     if (stride > STACK_WIDTH || n_classes > STACK_WIDTH) {
-        heap = malloc((size_t)(BLOCK * (stride + n_classes)) * sizeof(double));
+        size_t width = (size_t)(stride > n_classes ? stride : n_classes);
+        heap = malloc((size_t)BLOCK * width * (sizeof(float) + sizeof(double)) +
+                      width * sizeof(double));
         if (heap == NULL) {
             return -1;
         }
-        x = heap;
-        sum = heap + BLOCK * stride;
+        sum = heap;
+        x = sum + BLOCK * width;
+        columns = (float *)(x + width);
     }
     for (Py_ssize_t start = 0; start < n_rows; start += BLOCK) {
         Py_ssize_t rows = n_rows - start < BLOCK ? n_rows - start : BLOCK;
         const float *features = &X[start * n_features];
+        if (rows == BLOCK) {
+            for (Py_ssize_t j = 0; j < n_features; j++) {
+                for (Py_ssize_t r = 0; r < BLOCK; r++) {
+                    columns[j * BLOCK + r] = features[r * n_features + j];
+                }
+            }
+            for (Py_ssize_t r = 0; r < BLOCK; r++) {
+                columns[n_features * BLOCK + r] = 0.0f;
+            }
+            predict_block(f, columns, sum, &out[start * n_classes]);
+            continue;
+        }
         for (Py_ssize_t r = 0; r < rows; r++) {
             for (Py_ssize_t j = 0; j < n_features; j++) {
-                x[r * stride + j] = (double)features[r * n_features + j];
+                x[j] = (double)features[r * n_features + j];
             }
-            x[r * stride + n_features] = 0.0;
-        }
-        if (rows == BLOCK) { /* a constant block size: the compiler unrolls the steps */
-            predict_block(f, x, BLOCK, sum, &out[start * n_classes]);
-        } else {
-            for (Py_ssize_t r = 0; r < rows; r++) {
-                predict_row(f, &x[r * stride], sum, &out[(start + r) * n_classes]);
-            }
+            x[n_features] = 0.0;
+            predict_row(f, x, sum, &out[(start + r) * n_classes]);
         }
     }
     free(heap);
