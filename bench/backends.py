@@ -12,7 +12,8 @@ each backend is timed on:
   - the same 10,000 rows as the API runs them (`predict_proba`: one chunk per CPU).
 
 The figures are the medians over the rounds. `python -m bench.backends` prints them with
-the ratios and writes bench/results/backends/<UTC time>.json; `make bench` does not run it.
+the ratios and writes bench/results/backends/<UTC time>.json; `make bench` runs it too and
+scores its target.
 """
 
 import json

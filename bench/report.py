@@ -189,6 +189,23 @@ def floor_targets(r: dict[str, Any]) -> list[Target]:
             f"{vs_ceiling:.0%}",
             vs_ceiling >= 0.5,
         ),
+        *backend_targets(r),
+    ]
+
+
+def backend_targets(r: dict[str, Any]) -> list[Target]:
+    """Target 12: the forest evaluator in process (bench/backends.py)."""
+    forest = r["backends"]["figures"]["forest"]
+    one_us, rows_per_s = forest["one_row_us"], forest["batch_one_thread_rows_per_s"]
+    return [
+        Target(12, "one row through the model in process, µs", "≤ 4", number(one_us), one_us <= 4),
+        Target(
+            12,
+            "10,000 rows through the model in process, one thread, rows/s",
+            "≥ 1.5M",
+            number(rows_per_s),
+            rows_per_s >= 1_500_000,
+        ),
     ]
 
 

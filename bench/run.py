@@ -20,6 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench import backends as backends_
 from bench import batches as batches_
 from bench import pairs, peer_servers, report, servers, switches, workloads
 from bench import wrk as wrk_
@@ -107,6 +108,8 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
         ours, checks = serve_ours(stack, load)
         others = serve_peers(stack, load, pickled)
         in_batches = batches_.measure(model_dir)
+        print("the backends in process…", flush=True)
+        in_backends = backends_.measure()
         settings = (load.wrk, load.connections, load.threads, load.warmup)
         telemetry_cost = switches.cost(switches.TELEMETRY, env, home, settings, model_dir)
         log_cost = switches.cost(switches.INFERENCE_LOG, env, home, settings, model_dir)
@@ -127,6 +130,7 @@ def measure(home: Path, load: Load) -> dict[str, Any]:
             "servers": {"irisops": ours, "mlflow": serve_mlflow(stack, load)},
             "peers": others,
             "batches_in_process": in_batches,
+            "backends": in_backends,
             "telemetry": telemetry_cost,
             "inference_log": log_cost,
             "checks": checks,

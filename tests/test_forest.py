@@ -288,10 +288,10 @@ def test_the_evaluator_checks_for_itself_without_the_python_checks(
     with pytest.raises(ValueError, match="roots must rise"):
         build(roots=np.array([0, n + 3], dtype=np.int32))
     # The root's other child becomes a grandchild it already has through an inner child.
-    left, right = arrays["left"], arrays["right"]
-    inner = "right" if left[right[0]] != -1 else "left"
+    rights = arrays["right"]
+    inner = "right" if arrays["left"][rights[0]] != -1 else "left"
     other = {"left": "right", "right": "left"}[inner]
     shared = arrays[other].copy()
-    shared[0] = right[arrays[inner][0]]
+    shared[0] = rights[arrays[inner][0]]
     with pytest.raises(ValueError, match="a child that another node has too"):
         build(**{other: shared})
