@@ -1,5 +1,7 @@
 """Ground truth joined to answers: exact live accuracy, and clear refusals."""
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,16 @@ def test_duplicates_are_409_and_a_refused_list_labels_nothing() -> None:
     assert refusal(feedback, ("r", 1, "setosa"), ("r", 1, "setosa")).status == 409
     assert refusal(feedback, ("r", 1, "setosa"), ("x", 0, "setosa")).status == 404
     assert feedback.accuracy() == {(CHAMPION, "1"): (1.0, 1)}, "nothing of the refused lists"
+
+
+def test_remembered_answers_are_left_alone_by_the_collector() -> None:
+    """A full index is 100,000 entries: walked at every full collection, they stalled batches."""
+    feedback = Feedback(capacity=100, window=100)
+    feedback.remember("one", "3", [2])
+    feedback.remember("batch", "3", np.asarray([0, 1]))
+    feedback.shadow_scored("one", "4", [1])
+    feedback.label([("one", 0, "virginica")], CLASSES)
+    for _ in range(3):  # a tuple is untracked once the tuples in it are: a collection a level
+        gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in feedback.answered.values())
+    assert feedback.accuracy() == {(CHAMPION, "3"): (1.0, 1), (CHALLENGER, "4"): (0.0, 1)}

@@ -8,20 +8,27 @@ kept over the last `window` labelled rows, per role and model version.
 """
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from irisops.serving.errors import ApiError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
-@dataclass
-class Answered:
+class Answered(NamedTuple):
+    """What the index keeps of one answer, stored as a plain tuple (`tuple(answered)`).
+
+    A plain tuple of strings, ints and arrays is one the collector stops walking after
+    the first collection it survives (a NamedTuple or dataclass stays tracked). The index
+    holds up to `capacity` answers, and full collections walking 100,000 tracked entries
+    stalled the large batches that set them off.
+    """
+
     version: str
-    class_ids: Any  # one per row: a list, or a batch's array
+    class_ids: Any  # one per row: a tuple, or a batch's array
     shadow: tuple[str, Any] | None = None  # (version, class ids), once scored
-    labelled: set[int] = field(default_factory=set)
+    labelled: tuple[int, ...] = ()
 
 
 @dataclass
@@ -34,21 +41,31 @@ class Judged:
     answers: dict[str, tuple[str, str]]  # role -> (version, predicted class)
 
 
+def untracked(class_ids: Any) -> Any:
+    """A list as a tuple (of ints: left alone by the collector); an array as it is."""
+    return tuple(class_ids) if isinstance(class_ids, list) else class_ids
+
+
 class Feedback:
     def __init__(self, capacity: int, window: int) -> None:
         self.capacity = capacity
         self.window = window
-        self.answered: OrderedDict[str, Answered] = OrderedDict()
+        self.answered: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self.outcomes: dict[tuple[str, str], deque[bool]] = {}
 
     def remember(self, request_id: str, version: str, class_ids: Any) -> None:
-        self.answered[request_id] = Answered(version, class_ids)
+        self.answered[request_id] = (version, untracked(class_ids), None, ())
         if len(self.answered) > self.capacity:
             self.answered.popitem(last=False)
 
+    def entry(self, request_id: str) -> Answered | None:
+        found = self.answered.get(request_id)
+        return None if found is None else Answered._make(found)
+
     def shadow_scored(self, request_id: str, version: str, class_ids: Any) -> None:
-        if (answered := self.answered.get(request_id)) is not None:
-            answered.shadow = (version, class_ids)
+        if (answered := self.entry(request_id)) is not None:
+            shadow = (version, untracked(class_ids))
+            self.answered[request_id] = tuple(answered._replace(shadow=shadow))
 
     def label(self, items: list[tuple[str, int, str]], classes: list[str]) -> list[Judged]:
         """Record the true class of each (request id, row, class), or refuse them all."""
@@ -65,7 +82,7 @@ class Feedback:
             raise ApiError(
                 422, f"true_class must be one of {', '.join(classes)}, got {true_class!r}"
             )
-        answered = self.answered.get(request_id)
+        answered = self.entry(request_id)
         if answered is None:
             raise ApiError(
                 404,
@@ -79,8 +96,8 @@ class Feedback:
             raise ApiError(409, f"request {request_id!r} row {row} already has feedback")
 
     def _apply(self, request_id: str, row: int, true_class: str, classes: list[str]) -> Judged:
-        answered = self.answered[request_id]
-        answered.labelled.add(row)
+        answered = Answered._make(self.answered[request_id])
+        self.answered[request_id] = tuple(answered._replace(labelled=(*answered.labelled, row)))
         answers = {CHAMPION: (answered.version, classes[int(answered.class_ids[row])])}
         if answered.shadow is not None:
             version, ids = answered.shadow
