@@ -346,10 +346,14 @@ def markdown(
         *batch("10000"),
         [
             "one row in process, µs, median",
-            f"{number(one_row['onnxruntime_us'])} (onnxruntime)",
+            " / ".join(
+                f"{number(one_row[key])} ({name})"
+                for key, name in (("forest_us", "forest"), ("onnxruntime_us", "onnxruntime"))
+                if key in one_row
+            ),
             "",
             f"{number(one_row['sklearn_us'])} (scikit-learn)",
-            times(one_row["onnxruntime_us"] / one_row["sklearn_us"]),
+            times(one_row.get("forest_us", one_row["onnxruntime_us"]) / one_row["sklearn_us"]),
         ],
     ]
     goals = [["#", "target (ratio within this run)", "goal", "this run", "result"]]
