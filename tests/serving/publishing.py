@@ -1,12 +1,41 @@
 """Publishing bundles into a test's own model directory, as the trainer does."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from starlette.testclient import TestClient
 
 from irisops import bundle
 from irisops.bundle import FOREST_FILE, METADATA_FILE, MODEL_FILE, BundleMetadata, ModelFiles
+from irisops.config import Settings
+from irisops.serving.app import create_app
+from irisops.training import data, export, fit
+from irisops.training.pipeline import bundle_metadata, training_reference
 from tests.conftest import Champion
 
 RELOAD_TIMEOUT = 15.0
+
+
+def publish_small_forest(model_dir: Path) -> None:
+    """A 10-tree forest trained here and published as version 1: no tracking server needed."""
+    dataset = data.load()
+    split = data.split(dataset, 0.2, 0)
+    model = fit.fit(split, fit.TrainParams(n_estimators=10))
+    files = export.export_files(model, len(dataset.feature_names))
+    reference = training_reference(dataset, split)
+    metadata = bundle_metadata(
+        model, files, dataset, {}, "in-process", Settings(), reference
+    ).model_copy(update={"version": "1"})
+    bundle.activate(model_dir, bundle.stage(model_dir, files, metadata))
+
+
+@contextmanager
+def in_process_app(home: Path) -> Iterator[TestClient]:
+    """The API in this process (Starlette's TestClient) serving a small forest from HOME."""
+    publish_small_forest(home / "model_data")
+    with TestClient(create_app(Settings(home=home, inference_log=False))) as app:
+        yield app
 
 
 def publish(model_dir: Path, files: ModelFiles, metadata: BundleMetadata) -> Path:

@@ -7,18 +7,15 @@ import pytest
 from fastapi.routing import APIRouter
 from starlette.testclient import TestClient
 
-from irisops.config import Settings
-from irisops.serving.app import ROUTERS, create_app
+from irisops.serving.app import ROUTERS
 from irisops.serving.lane import short_routes
 from tests.processes import SEED_BODY
-from tests.serving.test_validation import publish_small_forest
+from tests.serving.publishing import in_process_app
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    home = tmp_path_factory.mktemp("lane")
-    publish_small_forest(home / "model_data")
-    with TestClient(create_app(Settings(home=home, inference_log=False))) as app:
+    with in_process_app(tmp_path_factory.mktemp("lane")) as app:
         yield app
 
 

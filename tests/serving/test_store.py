@@ -8,7 +8,7 @@ import pytest
 
 from irisops.serving.sources import DirectorySource
 from irisops.serving.store import ModelStore
-from tests.serving.test_validation import publish_small_forest
+from tests.serving.publishing import publish_small_forest
 
 
 @pytest.fixture

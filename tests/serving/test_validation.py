@@ -6,38 +6,19 @@ once; tests/serving/test_predict.py sends the same tables to a real `irisops ser
 """
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from irisops import bundle
-from irisops.config import Settings
-from irisops.serving.app import create_app
-from irisops.training import data, export, fit
-from irisops.training.pipeline import bundle_metadata, training_reference
 from tests.processes import SEED_BODY
 from tests.serving.bad_input import BAD_BATCH_BODIES, BAD_PREDICT_BODIES, assert_refusal
-
-
-def publish_small_forest(model_dir: Path) -> None:
-    dataset = data.load()
-    split = data.split(dataset, 0.2, 0)
-    model = fit.fit(split, fit.TrainParams(n_estimators=10))
-    files = export.export_files(model, len(dataset.feature_names))
-    reference = training_reference(dataset, split)
-    metadata = bundle_metadata(
-        model, files, dataset, {}, "in-process", Settings(), reference
-    ).model_copy(update={"version": "1"})
-    bundle.activate(model_dir, bundle.stage(model_dir, files, metadata))
+from tests.serving.publishing import in_process_app
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    home = tmp_path_factory.mktemp("in-process")
-    publish_small_forest(home / "model_data")
-    with TestClient(create_app(Settings(home=home, inference_log=False))) as app:
+    with in_process_app(tmp_path_factory.mktemp("in-process")) as app:
         yield app
 
 
