@@ -1,6 +1,7 @@
 """The inference log: records land in rotated JSON-lines files, and nothing blocks a request."""
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,15 @@ def test_records_read_back_in_order_with_their_arrays(tmp_path: Path) -> None:
     assert records[0]["features"] == [[5.1, 3.5, 1.4, 0.2]]  # float32, written shortest
     assert str(records[0]["time"]).endswith("+00:00")
     assert log.counts.written == 50
+
+
+def test_times_are_utc_to_the_microsecond_as_datetime_writes_them() -> None:
+    for seconds in (0.0, 1_764_614_400.0, 1_764_614_400.5, 1_764_614_459.999_999):
+        for offset in (0.0, 0.000_25, 0.123_456):
+            at = datetime.fromtimestamp(seconds + offset, UTC)
+            stamp = inference_log.utc_stamp(seconds + offset)
+            assert abs(datetime.fromisoformat(stamp) - at) <= timedelta(microseconds=1), stamp
+            assert stamp[:19] == at.isoformat()[:19] and stamp.endswith("+00:00")
 
 
 def test_files_rotate_by_size_and_the_oldest_are_deleted(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(
         f"POST /predict/batch HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode() + body
-    clients = 8
+    clients = 16
     sent = threading.Barrier(clients + 1)
     answers: list[tuple[float, bytes]] = []
 
@@ -72,7 +72,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(
     for thread in threads:
         thread.start()
     sent.wait()
-    time.sleep(0.2)  # some are being served, the rest wait in the accept queue
+    time.sleep(0.05)  # some are being served, the rest wait in the accept queue
     signalled = time.monotonic()
     api.process.send_signal(signal.SIGTERM)
     for thread in threads:

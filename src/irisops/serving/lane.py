@@ -7,7 +7,9 @@ the request and answer with their own Response (`KeyedRoute.direct_handler`) nee
 none of these, so they are called here, from inside the middleware stack: request
 telemetry, CORS and the server-error handler still wrap them, the API key is still
 checked, and an ApiError gets the answer it gets everywhere else. Every other request,
-and any method these routes do not take, goes through FastAPI as before.
+and any method these routes do not take, goes through FastAPI as before; so does every
+request while FastAPI's own OpenTelemetry hooks are on (see app.py), since they name a
+span after the route FastAPI's router chose.
 """
 
 from collections.abc import Callable, Coroutine, Iterable
@@ -22,6 +24,7 @@ from irisops.serving.handlers import api_error_response
 from irisops.serving.security import KeyedRoute
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+FASTAPI_SPAN = "fastapi.telemetry"  # where FastAPI keeps a request's OpenTelemetry state
 
 
 def short_routes(routes: Iterable[Any]) -> dict[tuple[str, str], tuple[APIRoute, Handler]]:
@@ -44,7 +47,7 @@ class ShortLane:
         short = (
             self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
         )
-        if short is None:
+        if short is None or scope.get(FASTAPI_SPAN) is not None:
             await self.app(scope, receive, send)
             return
         route, handler = short

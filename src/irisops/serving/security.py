@@ -136,7 +136,7 @@ async def read_body(request: Request) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(settings.body_timeout):
+        with Deadline(settings.body_timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
@@ -146,6 +146,41 @@ async def read_body(request: Request) -> bytes:
         detail = f"the request body did not arrive within {settings.body_timeout:g} s"
         raise ApiError(408, detail, headers={"Connection": "close"}) from None
     return b"".join(chunks)
+
+
+class Deadline:
+    """Cancels the task that enters it after `seconds`, then raises TimeoutError, as
+    `asyncio.timeout` does, for a fifth of its cost.
+
+    Under uvloop, `asyncio.timeout` cost every request about 7 µs (5% of a /predict)
+    for a deadline that fires only for a client that stalls; one timer armed and
+    cancelled costs about 1.5 µs (docs/benchmark.md). Unlike `asyncio.timeout`, it
+    cannot be rescheduled or nested inside another deadline of its own task.
+    """
+
+    __slots__ = ("expired", "seconds", "task", "timer")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a Deadline is entered from inside a task")
+        self.task = task
+        self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.timer.cancel()
+        if self.expired:
+            self.task.uncancel()
+            if kind is asyncio.CancelledError:
+                raise TimeoutError
 
 
 def too_large(size: int, limit: int) -> str:

@@ -13,9 +13,8 @@ behind every choice made here.
 
 import asyncio
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,6 +28,7 @@ from irisops.serving.deps import serving_model, settings_of
 from irisops.serving.errors import ApiError
 from irisops.serving.metrics import Metrics, metrics_of
 from irisops.serving.monitor import Monitor, monitor_of
+from irisops.serving.rows import batch_answer, rendered
 from irisops.serving.schemas import (
     ERRORS,
     FEATURES,
@@ -63,6 +63,12 @@ FORMAT_PARAMETER = {
 }
 
 
+class JSONAnswer(Response):
+    """An answer already written as JSON (serving/rows.py)."""
+
+    media_type = "application/json"
+
+
 class JSONBytes(Response):
     """orjson renders numpy float32 as its shortest decimal: 0.97, not 0.9700000286102295."""
 
@@ -77,19 +83,6 @@ def parse(raw: bytes, model: type[Body], route: str, **context: Any) -> Body:
         return model.model_validate_json(raw, context=context)
     except ValidationError as exc:
         raise refusal(exc.errors(), wrong_route(route, raw)) from None
-
-
-def answers(
-    model: LoadedModel, class_ids: list[int], probabilities: Iterable[Iterable[np.float32]]
-) -> list[dict[str, Any]]:
-    """What /predict answers for its row, and /predict/batch for each of its rows."""
-    names, version = model.metadata.class_names, model.version
-    # map(dict, map(zip, ...)) builds the probability dicts in C, not in a Python loop.
-    per_row = map(dict, map(zip, repeat(names), probabilities))
-    return [
-        {"prediction": names[c], "class_id": c, "probabilities": p, "model_version": version}
-        for c, p in zip(class_ids, per_row, strict=True)
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +105,7 @@ def features_of(rows: list[list[float]]) -> npt.NDArray[np.float32]:
     return np.fromiter(flat, np.float32, len(rows) * FEATURES).reshape(-1, FEATURES)
 
 
-def answer_batch(batch: Batch, raw: bytes) -> JSONBytes:
+def answer_batch(batch: Batch, raw: bytes) -> Response:
     model = batch.model
     body = parse(raw, BatchRequest, BATCH, max_rows=batch.max_rows)
     batch.metrics.batch(BATCH, len(body.instances))
@@ -123,25 +116,22 @@ def answer_batch(batch: Batch, raw: bytes) -> JSONBytes:
     class_ids = probabilities.argmax(axis=1)
     batch.metrics.predicted(model.metadata.class_names, class_ids)
     batch.monitor.answered(BATCH, model, features, probabilities, class_ids, batch.started)
+    outside = out_of_range(model, features) if batch.mark else None
     if batch.columnar:
-        return JSONBytes(columns(model, class_ids, probabilities, features if batch.mark else None))
-    # zip(*columns) yields each row's float32 scalars as a tuple: about two thirds of
-    # the time of iterating the rows as numpy arrays, for the same scalars and JSON.
-    rows = answers(model, class_ids.tolist(), zip(*probabilities.T, strict=True))
-    if batch.mark:
-        mark_out_of_range(model, rows, features)
-    return JSONBytes(rows_of(model, rows))
+        return JSONBytes(columns(model, class_ids, probabilities, outside))
+    return JSONAnswer(batch_answer(model, class_ids, probabilities, outside))
 
 
-def rows_of(model: LoadedModel, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"predictions": rows or [], "model_version": model.version}
+def rows_of(model: LoadedModel) -> dict[str, Any]:
+    """The answer to an empty batch."""
+    return {"predictions": [], "model_version": model.version}
 
 
 def columns(
     model: LoadedModel,
     class_ids: npt.NDArray[np.intp],
     probabilities: npt.NDArray[np.float32],
-    marked: npt.NDArray[np.float32] | None,
+    outside: list[list[str]] | None,
 ) -> dict[str, Any]:
     """The columnar answer: numpy arrays that orjson writes without a Python object per row."""
     answer: dict[str, Any] = {
@@ -150,8 +140,8 @@ def columns(
         "probabilities": probabilities,
         "model_version": model.version,
     }
-    if marked is not None and (reference := model.metadata.reference) is not None:
-        answer["out_of_range"] = reference.outside(marked)
+    if outside is not None:
+        answer["out_of_range"] = outside
     return answer
 
 
@@ -178,11 +168,10 @@ def marking(request: Request) -> bool:
     )
 
 
-def mark_out_of_range(model: LoadedModel, rows: list[dict[str, Any]], features: Any) -> None:
+def out_of_range(model: LoadedModel, features: Any) -> list[list[str]] | None:
+    """Per row, its features outside the training range (None for a model without a profile)."""
     reference = model.metadata.reference
-    if reference is not None:
-        for row, outside in zip(rows, reference.outside(features), strict=True):
-            row["out_of_range"] = outside
+    return None if reference is None else reference.outside(features)
 
 
 @router.post(
@@ -192,20 +181,19 @@ def mark_out_of_range(model: LoadedModel, rows: list[dict[str, Any]], features: 
     openapi_extra=request_body(PredictRequest),
     summary="Predict the species of one flower",
 )
-async def predict(request: Request) -> JSONBytes:
+async def predict(request: Request) -> JSONAnswer:
     started = time.perf_counter()
     model = serving_model(request)
     raw = await read_body(request)
     body = parse(raw, PredictRequest, PREDICT)
-    probabilities = model.classifier.predict_one(body.features)
-    class_id = int(probabilities.argmax())
+    probabilities = model.classifier.predict_one(body.features)[None]
+    class_ids = probabilities.argmax(axis=1)
+    class_id = int(class_ids[0])
     metrics_of(request).predicted_one(model.metadata.class_names[class_id])
-    answer = answers(model, [class_id], [probabilities])
     rows = [body.features]
-    if marking(request):
-        mark_out_of_range(model, answer, rows)
-    monitor_of(request).answered(PREDICT, model, rows, probabilities[None], [class_id], started)
-    return JSONBytes(answer[0])
+    outside = out_of_range(model, rows) if marking(request) else None
+    monitor_of(request).answered(PREDICT, model, rows, probabilities, [class_id], started)
+    return JSONAnswer(rendered(model, class_ids, probabilities, outside))
 
 
 @router.post(
@@ -222,7 +210,7 @@ async def predict(request: Request) -> JSONBytes:
     openapi_extra={**request_body(BatchRequest), "parameters": [FORMAT_PARAMETER]},
     summary="Predict many flowers in one request",
 )
-async def predict_batch(request: Request) -> JSONBytes:
+async def predict_batch(request: Request) -> Response:
     started = time.perf_counter()
     model = serving_model(request)
     settings = settings_of(request)

@@ -1,0 +1,17 @@
+"""Types of the compiled row renderer (src/irisops/serving/_rows.c)."""
+
+from typing import Any
+
+import numpy.typing as npt
+
+def render(
+    class_ids: npt.NDArray[Any],
+    matrix: bytes,
+    heads: tuple[bytes, ...],
+    keys: tuple[bytes, ...],
+    tail: bytes,
+    extras: tuple[bytes, ...] | None,
+    /,
+) -> bytes:
+    """The rows' JSON objects joined by commas: heads[class id], then keys[j] and the row's
+    j-th number of `matrix` (orjson's text of an n x k array), then tail, extras[i] and "}"."""
