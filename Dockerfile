@@ -36,7 +36,7 @@ COPY pyproject.toml constraints.txt /pins/
 COPY deploy/requirements.py /pins/
 
 # The wheel holds two C extensions (the forest evaluator, src/irisops/_forest.c, and the
-# row renderer, src/irisops/serving/_rows.c): this stage alone has a compiler and Python's
+# rows' JSON reader and writer, src/irisops/serving/_rows.c): this stage alone has a compiler and Python's
 # headers (the official image has them in /usr/local/include; a Debian python3.11 base
 # needs python3.11-dev). The final stages copy only the built virtualenvs, so no compiler
 # ships in either image.

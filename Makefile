@@ -25,7 +25,7 @@ $(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# setup.py builds two C extensions, the forest evaluator and the row renderer (they need a
+# setup.py builds two C extensions, the forest evaluator and the rows' JSON code (they need a
 # C compiler and Python's headers, python3.11-dev on Debian); a change to their source
 # rebuilds the install.
 $(RUN_STAMP): pyproject.toml constraints.txt setup.py src/irisops/_forest.c src/irisops/serving/_rows.c | $(UV)

@@ -1,5 +1,5 @@
 """The compiled parts of irisops: the forest evaluator (src/irisops/_forest.c) and the
-batch answer's row renderer (src/irisops/serving/_rows.c).
+batch rows' JSON reader and writer (src/irisops/serving/_rows.c).
 
 Everything else about the package is in pyproject.toml. A C compiler and Python's
 headers are needed to build a wheel or an editable install; neither extension needs a

@@ -1,8 +1,12 @@
-"""Types of the compiled row renderer (src/irisops/serving/_rows.c)."""
+"""Types of the compiled rows' JSON code (src/irisops/serving/_rows.c)."""
 
 from typing import Any
 
 import numpy.typing as npt
+
+def parse(raw: bytes, features: int, max_rows: int, /) -> bytes | None:
+    """The float32 rows of a body {"instances": [[n, ...], ...]} of 1 to max_rows rows of
+    `features` numbers, or None for any other body (pydantic then decides)."""
 
 def render(
     class_ids: npt.NDArray[Any],
