@@ -39,6 +39,8 @@ typedef struct {
 static void pieces_free(Pieces *p) {
     PyMem_Free(p->data);
     PyMem_Free(p->size);
+    p->data = NULL;
+    p->size = NULL;
 }
 
 static int pieces_of(PyObject *tuple, const char *what, Pieces *p) {
@@ -105,8 +107,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
         return NULL;
     if (PyObject_GetBuffer(ids_object, &ids, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     PyObject *result = NULL;
-    Pieces heads, keys, extras = {0};
-    int have_heads = 0, have_keys = 0, have_extras = 0;
+    Pieces heads = {0}, keys = {0}, extras = {0};
     const char *format = ids.format ? ids.format : "B";
     if (format[0] == '<' || format[0] == '=' || format[0] == '@') format++;
     if (ids.itemsize != 8 || ids.ndim != 1 || format[1] != '\0' ||
@@ -115,9 +116,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
         goto done;
     }
     if (pieces_of(heads_tuple, "heads", &heads) < 0) goto done;
-    have_heads = 1;
     if (pieces_of(keys_tuple, "keys", &keys) < 0) goto done;
-    have_keys = 1;
     if (keys.n == 0) {
         PyErr_SetString(PyExc_ValueError, "keys must name at least one class");
         goto done;
@@ -125,7 +124,6 @@ static PyObject *render(PyObject *self, PyObject *args) {
     const Py_ssize_t n = ids.len / 8;
     if (extras_tuple != Py_None) {
         if (pieces_of(extras_tuple, "extras", &extras) < 0) goto done;
-        have_extras = 1;
         if (extras.n != n) {
             PyErr_SetString(PyExc_ValueError, "extras must have one item per row");
             goto done;
@@ -157,7 +155,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
         out = numbers(out, &at, end, &keys);
         if (out == NULL) goto malformed;
         out = put(out, tail, tail_size);
-        if (have_extras) out = put(out, extras.data[i], extras.size[i]);
+        if (extras.data != NULL) out = put(out, extras.data[i], extras.size[i]);
         *out++ = '}';
     }
     if (at + 1 != end || *at != ']') goto malformed;
@@ -167,9 +165,9 @@ malformed:
     Py_CLEAR(result);
     PyErr_Format(PyExc_ValueError, "matrix is not %zd rows of %zd numbers", n, keys.n);
 done:
-    if (have_heads) pieces_free(&heads);
-    if (have_keys) pieces_free(&keys);
-    if (have_extras) pieces_free(&extras);
+    pieces_free(&heads);
+    pieces_free(&keys);
+    pieces_free(&extras);
     PyBuffer_Release(&ids);
     return result;
 }
@@ -253,22 +251,19 @@ static Py_ssize_t parse_into(const char *p, const char *end, Py_ssize_t features
     Py_ssize_t rows = 0;
     for (;;) {
         p = spaces(p, end);
-        if (rows && (p = literal(p, end, ",")) == NULL) break;
-        p = spaces(p, end);
         if (rows == max_rows || (p = literal(p, end, "[")) == NULL) return -1;
         for (Py_ssize_t j = 0; j < features; j++) {
-            p = spaces(p, end);
-            if (j && ((p = literal(p, end, ",")) == NULL || (p = spaces(p, end)) == NULL))
+            if (j && (p = literal(spaces(p, end), end, ",")) == NULL) return -1;
+            if ((p = read_number(spaces(p, end), end, &out[rows * features + j])) == NULL)
                 return -1;
-            if ((p = read_number(p, end, &out[rows * features + j])) == NULL) return -1;
         }
-        p = spaces(p, end);
-        if ((p = literal(p, end, "]")) == NULL) return -1;
+        if ((p = literal(spaces(p, end), end, "]")) == NULL) return -1;
         rows++;
         p = spaces(p, end);
-        if (p < end && *p == ']') break;
+        if (p >= end || *p != ',') break;
+        p++;
     }
-    if (p == NULL || (p = literal(p, end, "]")) == NULL) return -1; /* a row, then no comma */
+    if ((p = literal(p, end, "]")) == NULL) return -1;
     p = spaces(p, end);
     if ((p = literal(p, end, "}")) == NULL) return -1;
     return spaces(p, end) == end ? rows : -1;

@@ -66,8 +66,11 @@ def fastapi_telemetry() -> TelemetryConfig:
     """
     if os.getenv("FASTAPI_OTEL_AUTO_CONFIGURE", "").lower() == "true":
         return {}
-    providers: list[object] = [trace.get_tracer_provider(), otel_metrics.get_meter_provider()]
-    providers.append(_logs.get_logger_provider())
+    providers = (
+        trace.get_tracer_provider(),
+        otel_metrics.get_meter_provider(),
+        _logs.get_logger_provider(),
+    )
     if any(type(provider).__name__ not in UNSET_PROVIDERS for provider in providers):
         return {}
     return {"tracing": False, "metrics": False, "logs": False}

@@ -29,7 +29,6 @@ class Fragments:
     heads: tuple[bytes, ...]  # per class: {"prediction":"setosa","class_id":0,"probabilities":{
     keys: tuple[bytes, ...]  # per class: "setosa":
     tail: bytes  # },"model_version":"3"
-    version: bytes  # "3"
 
 
 @lru_cache(maxsize=8)
@@ -37,12 +36,10 @@ def fragments(class_names: tuple[str, ...], version: str) -> Fragments:
     def head(class_id: int, name: str) -> bytes:
         return b'{"prediction":%b,"class_id":%d,"probabilities":{' % (orjson.dumps(name), class_id)
 
-    quoted = orjson.dumps(version)
     return Fragments(
         heads=tuple(head(i, name) for i, name in enumerate(class_names)),
         keys=tuple(orjson.dumps(name) + b":" for name in class_names),
-        tail=b'},"model_version":' + quoted,
-        version=quoted,
+        tail=b'},"model_version":' + orjson.dumps(version),
     )
 
 
@@ -71,5 +68,4 @@ def batch_answer(
 ) -> bytes:
     """/predict/batch's default answer: {"predictions": [...], "model_version": ...}."""
     rows = rendered(model, class_ids, probabilities, out_of_range)
-    version = fragments(tuple(model.metadata.class_names), model.version).version
-    return b'{"predictions":[%b],"model_version":%b}' % (rows, version)
+    return b'{"predictions":[%b],"model_version":%b}' % (rows, orjson.dumps(model.version))

@@ -167,7 +167,7 @@ class Deadline:
     def __enter__(self) -> None:
         task = asyncio.current_task()
         if task is None:
-            raise RuntimeError("a Deadline is entered from inside a task")
+            raise RuntimeError("a Deadline must be entered from inside a task")
         self.task = task
         self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
 
