@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -31,10 +32,10 @@ def publish_small_forest(model_dir: Path) -> None:
 
 
 @contextmanager
-def in_process_app(home: Path) -> Iterator[TestClient]:
+def in_process_app(home: Path, **settings: Any) -> Iterator[TestClient]:
     """The API in this process (Starlette's TestClient) serving a small forest from HOME."""
     publish_small_forest(home / "model_data")
-    with TestClient(create_app(Settings(home=home, inference_log=False))) as app:
+    with TestClient(create_app(Settings(home=home, inference_log=False, **settings))) as app:
         yield app
 
 

@@ -15,13 +15,14 @@ from opentelemetry import metrics as otel_metrics
 from irisops import __version__
 from irisops.config import Settings
 from irisops.serving import handlers, security
+from irisops.serving.call import Serving
 from irisops.serving.lane import ShortLane
 from irisops.serving.metrics import Metrics
 from irisops.serving.monitor import Monitor
 from irisops.serving.routes import health, metrics, model, monitoring, predict, v2
 from irisops.serving.sources import DirectorySource, ModelSource, RegistrySource
 from irisops.serving.store import ModelStore
-from irisops.serving.telemetry import RequestTelemetry
+from irisops.serving.telemetry import RequestRecorder, RequestTelemetry
 
 DESCRIPTION = """
 Predicts the Iris species from four measurements (cm) with the champion model from
@@ -110,14 +111,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.monitor = monitor
     key = settings.api_key
     app.state.api_key = None if key is None else key.get_secret_value().encode()
+    app.state.serving = Serving(settings, store, recorder, monitor, app.state.api_key)
+    telemetry = (
+        RequestRecorder(
+            recorder.requests,
+            served_version=lambda: None if (served := store.model) is None else served.version,
+            access_log=settings.access_log_enabled,
+        )
+        if settings.telemetry
+        else None
+    )
     if key is not None:
         security.document_api_key(app, ROUTERS)
     handlers.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    # Added first, so it sits innermost: telemetry and CORS still wrap the short way.
-    app.add_middleware(ShortLane, routes=[route for router in ROUTERS for route in router.routes])
-    if origins := settings.cors_origin_list:
+    origins = settings.cors_origin_list
+    if origins:
         # Closed unless configured: browsers on other origins get no CORS headers at all.
         app.add_middleware(
             CORSMiddleware,
@@ -126,13 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    if settings.telemetry:
+    if telemetry is not None:
         # Added last, so it is the outermost middleware: it times and counts CORS answers too.
-        app.add_middleware(
-            RequestTelemetry,
-            requests=recorder.requests,
-            routes=app.routes,
-            served_version=lambda: None if (served := store.model) is None else served.version,
-            access_log=settings.access_log_enabled,
-        )
+        app.add_middleware(RequestTelemetry, recorder=telemetry, routes=app.routes)
+    # Built now, with the predictions' short way (lane.py) in front of all of it.
+    stack = app.build_middleware_stack()
+    app.middleware_stack = ShortLane(stack, app.state.serving, telemetry, bool(origins))
     return app

@@ -20,6 +20,21 @@ def api_error_response(exc: ApiError) -> JSONResponse:
     )
 
 
+def unexpected_error(method: str, path: str) -> JSONResponse:
+    """The answer to an exception no handler expected; called while it is being handled.
+
+    The traceback goes to the log, never to the client; the request id, in both, leads
+    from the client's answer to the traceback.
+    """
+    log.exception("unexpected error on %s %s", method, path)
+    rid = request_id.get()
+    return JSONResponse(
+        {"detail": "internal server error", "errors": []},
+        status_code=500,
+        headers=None if rid is None else {"X-Request-ID": rid},
+    )
+
+
 def install(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -29,16 +44,8 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError | ValidationError)
         return await api_error(_, refusal(exc.errors()))
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback goes to the log, never to the client; the request id, in both,
-        # leads from the client's answer to the traceback.
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        rid = request_id.get()
-        return JSONResponse(
-            {"detail": "internal server error", "errors": []},
-            status_code=500,
-            headers=None if rid is None else {"X-Request-ID": rid},
-        )
+    async def unexpected(request: Request, _: Exception) -> JSONResponse:
+        return unexpected_error(request.method, request.url.path)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(Exception, unexpected)

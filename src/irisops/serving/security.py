@@ -7,13 +7,14 @@ no repr or log line can print it.
 
 import asyncio
 import hmac
-import inspect
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, TypeVar, get_type_hints
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 
+from irisops.serving.call import Call
 from irisops.serving.errors import ApiError
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
@@ -21,22 +22,21 @@ OPEN = "irisops_open_access"
 KEY_HINT = "send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 
 
-def presented_key(request: Request) -> str | None:
-    if (header := request.headers.get("x-api-key")) is not None:
+def presented_key(headers: Mapping[bytes, bytes]) -> bytes | None:
+    if (header := headers.get(b"x-api-key")) is not None:
         return header
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
 
 
-def check_api_key(request: Request) -> None:
+def check_api_key(expected: bytes | None, headers: Mapping[bytes, bytes]) -> None:
     """Refuse the request unless it carries the configured key (always open without one)."""
-    expected: bytes | None = request.app.state.api_key
     if expected is None:
         return
-    presented = presented_key(request)
+    presented = presented_key(headers)
     if presented is None:
         raise ApiError(401, f"an API key is required: {KEY_HINT}", authenticate=True)
-    if not hmac.compare_digest(presented.encode(), expected):
+    if not hmac.compare_digest(presented, expected):
         raise ApiError(401, f"invalid API key: {KEY_HINT}", authenticate=True)
 
 
@@ -59,41 +59,15 @@ class KeyedRoute(APIRoute):
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = self.direct_handler() or super().get_route_handler()
+        handler = super().get_route_handler()
         if is_open(self):
             return handler
 
         async def keyed(request: Request) -> Response:
-            check_api_key(request)
+            check_api_key(request.app.state.api_key, dict(request.scope["headers"]))
             return await handler(request)
 
         return keyed
-
-    def direct_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]] | None:
-        """The endpoint itself, when it takes only the request and returns a Response.
-
-        FastAPI's handler would still solve (empty) dependencies, open exit stacks and
-        look for a body to validate on every request: about a tenth of a single-row
-        /predict. Such an endpoint (the prediction routes) needs none of it; errors
-        still reach the exception handlers, and OpenAPI is built from the route, not
-        from the handler.
-        """
-        dependant, name = self.dependant, self.dependant.request_param_name
-        declared: list[list[Any]] = [dependant.dependencies, dependant.body_params]
-        declared += [dependant.path_params, dependant.query_params, dependant.header_params]
-        declared.append(dependant.cookie_params)
-        returns = get_type_hints(self.endpoint).get("return")
-        if name is None or any(declared) or not inspect.iscoroutinefunction(self.endpoint):
-            return None
-        if not (isinstance(returns, type) and issubclass(returns, Response)):
-            return None
-        endpoint = self.endpoint
-
-        async def direct(request: Request) -> Response:
-            answer: Response = await endpoint(**{name: request})
-            return answer
-
-        return direct
 
 
 SCHEMES = {
@@ -120,7 +94,7 @@ def document_api_key(app: FastAPI, routers: Iterable[APIRouter]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(call: Call) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed the size limit.
 
     A declared Content-Length is checked before a byte is read; a chunked body is
@@ -128,24 +102,30 @@ async def read_body(request: Request) -> bytes:
     that has not arrived whole within the body timeout is a 408, and its connection
     is closed: a client that declares a body and never sends it cannot hold one open.
     """
-    settings = request.app.state.settings
+    settings = call.serving.settings
     limit = settings.max_body_bytes
-    declared = request.headers.get("content-length", "")
+    declared = call.headers.get(b"content-length", b"")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, too_large(int(declared), limit))
     chunks: list[bytes] = []
     size = 0
     try:
         with Deadline(settings.body_timeout):
-            async for chunk in request.stream():
+            while True:
+                message = await call.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(413, too_large(size, limit))
                 chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         detail = f"the request body did not arrive within {settings.body_timeout:g} s"
         raise ApiError(408, detail, headers={"Connection": "close"}) from None
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class Deadline:

@@ -38,41 +38,73 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == REQUEST_ID_HEADER:
-            return value.decode("ascii") if CLIENT_REQUEST_ID.fullmatch(value) else None
-    return None
+def incoming_request_id(presented: bytes | None) -> str | None:
+    if presented is None or not CLIENT_REQUEST_ID.fullmatch(presented):
+        return None
+    return presented.decode("ascii")
+
+
+class RequestRecorder:
+    """Records each request: its id, its count and latency, its access-log line.
+
+    The middleware below uses it for every request FastAPI answers, and the short
+    way (lane.py) for the predictions it answers itself.
+    """
+
+    def __init__(
+        self,
+        requests: RequestStats,
+        served_version: Callable[[], str | None],
+        access_log: bool,
+    ) -> None:
+        self.record = requests.record
+        self.served_version = served_version
+        self.access_log = access_log
+
+    def begin(self, presented: bytes | None) -> tuple[str, tuple[bytes, bytes]]:
+        """The request's id (the client's, if usable), set for its logs, and its header."""
+        rid = incoming_request_id(presented) or new_request_id()
+        request_id.set(rid)
+        return rid, (REQUEST_ID_HEADER, rid.encode("ascii"))
+
+    def end(self, scope: Scope, route: str, status: int, started: float, rid: str) -> None:
+        seconds = time.perf_counter() - started
+        self.record(scope["method"], route, status, seconds)
+        if self.access_log:
+            client = scope.get("client")
+            log_access(
+                client="-" if client is None else f"{client[0]}:{client[1]}",
+                method=scope["method"],
+                path=scope["path"],
+                http_version=scope["http_version"],
+                route=route,
+                status=status,
+                seconds=seconds,
+                model_version=scope.get(MODEL_VERSION) or self.served_version(),
+                request=rid,
+            )
 
 
 class RequestTelemetry:
     def __init__(
-        self,
-        app: ASGIApp,
-        requests: RequestStats,
-        routes: Sequence[BaseRoute],
-        served_version: Callable[[], str | None],
-        access_log: bool,
+        self, app: ASGIApp, recorder: RequestRecorder, routes: Sequence[BaseRoute]
     ) -> None:
         self.app = app
+        self.recorder = recorder
         # Built on the first request, when every route has been added.
         self.plain_routes = [
             route
             for route in routes
             if isinstance(route, Route | Mount) and not isinstance(route, APIRoute)
         ]
-        self.record = requests.record
-        self.served_version = served_version
-        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        rid = incoming_request_id(scope["headers"]) or new_request_id()
-        request_id.set(rid)
-        echo = (REQUEST_ID_HEADER, rid.encode("ascii"))
+        presented = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
+        rid, echo = self.recorder.begin(presented)
         status = 500  # what the client gets if the app raises before answering
 
         async def send_with_id(message: Message) -> None:
@@ -85,23 +117,9 @@ class RequestTelemetry:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            seconds = time.perf_counter() - started
             matched = scope.get("route")
             route = self.template(scope) if matched is None else matched.path
-            self.record(scope["method"], route, status, seconds)
-            if self.access_log:
-                client = scope.get("client")
-                log_access(
-                    client="-" if client is None else f"{client[0]}:{client[1]}",
-                    method=scope["method"],
-                    path=scope["path"],
-                    http_version=scope["http_version"],
-                    route=route,
-                    status=status,
-                    seconds=seconds,
-                    model_version=scope.get(MODEL_VERSION) or self.served_version(),
-                    request=rid,
-                )
+            self.recorder.end(scope, route, status, started, rid)
 
     def template(self, scope: Scope) -> str:
         """The template of a request FastAPI did not route: a plain Starlette route, or none."""

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field, TypeAdapter, ValidationError
 
+from irisops.serving.call import Call
 from irisops.serving.deps import serving_model, store_of
 from irisops.serving.monitor import monitor_of
 from irisops.serving.schemas import ERRORS, Strict, request_body
@@ -58,7 +59,7 @@ async def monitoring(request: Request) -> dict[str, Any]:
 )
 async def feedback(request: Request) -> dict[str, Any]:
     model = serving_model(request)
-    raw = await read_body(request)
+    raw = await read_body(Call.of(request))
     items = feedback_items(raw)
     monitor = monitor_of(request)
     classes = model.metadata.class_names

@@ -6,13 +6,16 @@ content type, which FastAPI would refuse to parse as JSON; and parsing plus
 validation in Rust is the fastest path there is. The OpenAPI schema is declared by
 hand (`request_body`), so /docs still shows and validates the body.
 
-The model comes from `serving_model(request)`, not from a FastAPI dependency: see
-deps.py for what a dependency costs per request. docs/benchmark.md has the numbers
-behind every choice made here.
+Each route's work is a function of a `Call` (call.py), not of a FastAPI request:
+the short way (lane.py) calls it straight from the server, and the FastAPI routes
+below, which OpenAPI documents and which answer whatever the short way passes on,
+call the same function. docs/benchmark.md has the numbers behind every choice made
+here.
 """
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TypeVar
@@ -25,11 +28,11 @@ from pydantic import BaseModel, ValidationError
 
 from irisops.runtime import LoadedModel
 from irisops.serving import _rows
-from irisops.serving.deps import serving_model, settings_of
+from irisops.serving.call import Call
 from irisops.serving.errors import ApiError
-from irisops.serving.metrics import Metrics, metrics_of
-from irisops.serving.monitor import Monitor, monitor_of
-from irisops.serving.rows import batch_answer, rendered
+from irisops.serving.metrics import Metrics
+from irisops.serving.monitor import Monitor
+from irisops.serving.rows import NUMPY, batch_answer, rendered
 from irisops.serving.schemas import (
     ERRORS,
     FEATURES,
@@ -68,15 +71,6 @@ class JSONAnswer(Response):
     """An answer already written as JSON (serving/rows.py)."""
 
     media_type = "application/json"
-
-
-class JSONBytes(Response):
-    """orjson renders numpy float32 as its shortest decimal: 0.97, not 0.9700000286102295."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def parse(raw: bytes, model: type[Body], route: str, **context: Any) -> Body:
@@ -128,20 +122,21 @@ def batch_features(raw: bytes, max_rows: int) -> npt.NDArray[np.float32]:
     return features
 
 
-def answer_batch(batch: Batch, raw: bytes) -> Response:
+def answer_batch(batch: Batch, raw: bytes) -> bytes:
     model = batch.model
     features = batch_features(raw, batch.max_rows)
     batch.metrics.batch(BATCH, len(features))
     if not len(features) and not batch.columnar:
-        return JSONBytes(rows_of(model))
+        return orjson.dumps(rows_of(model))
     probabilities = model.classifier.predict_proba(features)
     class_ids = probabilities.argmax(axis=1)
     batch.metrics.predicted(model.metadata.class_names, class_ids)
     batch.monitor.answered(BATCH, model, features, probabilities, class_ids, batch.started)
     outside = out_of_range(model, features) if batch.mark else None
     if batch.columnar:
-        return JSONBytes(columns(model, class_ids, probabilities, outside))
-    return JSONAnswer(batch_answer(model, class_ids, probabilities, outside))
+        # orjson writes numpy float32 as its shortest decimal: 0.97, not 0.9700000286102295.
+        return orjson.dumps(columns(model, class_ids, probabilities, outside), option=NUMPY)
+    return batch_answer(model, class_ids, probabilities, outside)
 
 
 def rows_of(model: LoadedModel) -> dict[str, Any]:
@@ -167,11 +162,11 @@ def columns(
     return answer
 
 
-def answer_format(request: Request) -> bool:
+def answer_format(call: Call) -> bool:
     """Whether ?format=columnar was asked for; any value but the two is refused."""
-    if not request.scope["query_string"]:
+    form = call.query("format")
+    if form is None:
         return False
-    form = request.query_params.get("format", ROWS)
     if form not in (ROWS, COLUMNAR):
         raise ApiError(
             422,
@@ -181,19 +176,55 @@ def answer_format(request: Request) -> bool:
     return form == COLUMNAR
 
 
-def marking(request: Request) -> bool:
+def marking(call: Call) -> bool:
     """Whether answers list out-of-range features: the setting, or ?out_of_range=true."""
-    if settings_of(request).mark_out_of_range:
-        return True
-    return bool(request.scope["query_string"]) and (
-        request.query_params.get("out_of_range") == "true"
-    )
+    return call.serving.settings.mark_out_of_range or call.query("out_of_range") == "true"
 
 
 def out_of_range(model: LoadedModel, features: Any) -> list[list[str]] | None:
     """Per row, its features outside the training range (None for a model without a profile)."""
     reference = model.metadata.reference
     return None if reference is None else reference.outside(features)
+
+
+async def predict_one(call: Call) -> bytes:
+    started = time.perf_counter()
+    model = call.model()
+    raw = await read_body(call)
+    body = parse(raw, PredictRequest, PREDICT)
+    probabilities = model.classifier.predict_one(body.features)[None]
+    class_ids = probabilities.argmax(axis=1)
+    class_id = int(class_ids[0])
+    serving = call.serving
+    serving.metrics.predicted_one(model.metadata.class_names[class_id])
+    rows = [body.features]
+    outside = out_of_range(model, rows) if marking(call) else None
+    serving.monitor.answered(PREDICT, model, rows, probabilities, [class_id], started)
+    return rendered(model, class_ids, probabilities, outside)
+
+
+async def predict_many(call: Call) -> bytes:
+    started = time.perf_counter()
+    model = call.model()
+    serving = call.serving
+    raw = await read_body(call)
+    batch = Batch(
+        model,
+        serving.metrics,
+        serving.monitor,
+        serving.settings.max_batch_rows,
+        marking(call),
+        answer_format(call),
+        started,
+    )
+    if len(raw) <= OFFLOAD_BYTES:
+        return answer_batch(batch, raw)
+    return await asyncio.to_thread(answer_batch, batch, raw)
+
+
+Answer = Callable[[Call], Awaitable[bytes]]
+# What the short way (lane.py) answers itself, by path: all of them POST, all JSON.
+ANSWERS: dict[str, Answer] = {PREDICT: predict_one, BATCH: predict_many}
 
 
 @router.post(
@@ -204,18 +235,7 @@ def out_of_range(model: LoadedModel, features: Any) -> list[list[str]] | None:
     summary="Predict the species of one flower",
 )
 async def predict(request: Request) -> JSONAnswer:
-    started = time.perf_counter()
-    model = serving_model(request)
-    raw = await read_body(request)
-    body = parse(raw, PredictRequest, PREDICT)
-    probabilities = model.classifier.predict_one(body.features)[None]
-    class_ids = probabilities.argmax(axis=1)
-    class_id = int(class_ids[0])
-    metrics_of(request).predicted_one(model.metadata.class_names[class_id])
-    rows = [body.features]
-    outside = out_of_range(model, rows) if marking(request) else None
-    monitor_of(request).answered(PREDICT, model, rows, probabilities, [class_id], started)
-    return JSONAnswer(rendered(model, class_ids, probabilities, outside))
+    return JSONAnswer(await predict_one(Call.of(request)))
 
 
 @router.post(
@@ -232,20 +252,5 @@ async def predict(request: Request) -> JSONAnswer:
     openapi_extra={**request_body(BatchRequest), "parameters": [FORMAT_PARAMETER]},
     summary="Predict many flowers in one request",
 )
-async def predict_batch(request: Request) -> Response:
-    started = time.perf_counter()
-    model = serving_model(request)
-    settings = settings_of(request)
-    raw = await read_body(request)
-    batch = Batch(
-        model,
-        metrics_of(request),
-        monitor_of(request),
-        settings.max_batch_rows,
-        marking(request),
-        answer_format(request),
-        started,
-    )
-    if len(raw) <= OFFLOAD_BYTES:
-        return answer_batch(batch, raw)
-    return await asyncio.to_thread(answer_batch, batch, raw)
+async def predict_batch(request: Request) -> JSONAnswer:
+    return JSONAnswer(await predict_many(Call.of(request)))

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from irisops.runtime import LoadedModel
 from irisops.serving import open_inference as oip
+from irisops.serving.call import Call
 from irisops.serving.deps import serving_model, settings_of, store_of
 from irisops.serving.errors import ApiError
 from irisops.serving.metrics import Metrics, metrics_of
@@ -209,7 +210,7 @@ async def infer(request: Request, name: str) -> Response:
     started = time.perf_counter()
     model = served(request, name, path_version(request))
     settings = settings_of(request)
-    raw = await read_body(request)
+    raw = await read_body(Call.of(request))
     answer = partial(
         _answer,
         model,

@@ -1,0 +1,67 @@
+"""One prediction request as the prediction routes read it, whichever way it came in.
+
+A prediction reaches its route either the short way (lane.py: straight from the
+server, past the whole of FastAPI) or through FastAPI's router (when a CORS request
+or FastAPI's OpenTelemetry hooks need it). Both hand the route a `Call`: the ASGI
+scope and `receive`, its headers in a dict, and what the app serves with, gathered
+once in `Serving`. Starlette's `Request` would do, but making one, and reading
+`request.app.state` and `request.headers` through it, cost a single-row /predict
+more than its model does (docs/benchmark.md).
+"""
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.types import Receive, Scope
+
+from irisops.config import Settings
+from irisops.runtime import LoadedModel
+from irisops.serving.errors import ApiError
+from irisops.serving.metrics import Metrics
+from irisops.serving.monitor import Monitor
+from irisops.serving.store import ModelStore
+from irisops.serving.telemetry import MODEL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What the app serves with: made once by `create_app`, kept in `app.state.serving`."""
+
+    settings: Settings
+    store: ModelStore
+    metrics: Metrics
+    monitor: Monitor
+    api_key: bytes | None
+
+
+class Call:
+    __slots__ = ("headers", "receive", "scope", "serving")
+
+    def __init__(self, scope: Scope, receive: Receive, serving: Serving) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.serving = serving
+        # Header names arrive lower-cased; of a repeated header, the last one counts.
+        self.headers: dict[bytes, bytes] = dict(scope["headers"])
+
+    @classmethod
+    def of(cls, request: Request) -> "Call":
+        serving: Serving = request.app.state.serving
+        return cls(request.scope, request.receive, serving)
+
+    def query(self, name: str) -> str | None:
+        """A query parameter (the last, if repeated), or None."""
+        raw: bytes = self.scope["query_string"]
+        if not raw:
+            return None
+        return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)).get(name)
+
+    def model(self) -> LoadedModel:
+        """The model for this whole request: read once, so a hot swap cannot split a response."""
+        store = self.serving.store
+        model = store.model
+        if model is None:
+            raise ApiError(503, store.not_ready_reason)
+        self.scope[MODEL_VERSION] = model.version  # for the access log: the model that answered
+        return model
