@@ -3,14 +3,16 @@
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import orjson
 
 from irisops import inference_log
 from irisops.inference_log import InferenceLog
 
 
-def entry(n: int) -> dict[str, object]:
+def entry(n: int) -> dict[str, Any]:
     return {
         "kind": "prediction",
         "time": time.time(),
@@ -99,3 +101,19 @@ def test_the_log_survives_a_restart_and_a_line_cut_short_by_a_crash(tmp_path: Pa
     time.sleep(0.01)  # the next file's name is a later time
     records = written(InferenceLog(tmp_path), 2)
     assert [r["request_id"] for r in records] == ["r0", "r1", "r2", "r0", "r1"]
+
+
+def each_alone(records: list[dict[str, Any]]) -> bytes:
+    options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+    stamped = ({**r, "time": inference_log.utc_stamp(r["time"])} for r in records)
+    return b"".join(orjson.dumps(r, option=options) for r in stamped)
+
+
+def test_a_pass_of_records_is_written_line_for_line_as_each_alone() -> None:
+    """One orjson call writes a whole pass; its bytes are those each record gives alone."""
+    odd = {"kind": "feedback", "time": 1.5, "note": '},{"kind": in a string', "answers": {}}
+    nested = {"kind": "x", "time": 2.5, "inner": [{"kind": 1}, {"kind": 2}]}  # the boundary
+    for records in ([entry(1), odd, entry(2)], [entry(3), nested, entry(4)], [entry(5)]):
+        expected = each_alone(records)
+        assert inference_log.json_lines([dict(r) for r in records]) == expected
+        assert len(expected.splitlines()) == len(records)
