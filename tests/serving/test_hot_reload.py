@@ -184,7 +184,8 @@ def test_swap_is_logged(serving_v1: Service, champion: Champion, model_dir: Path
     files, metadata = champion_bundle(champion)
     publish(model_dir, files, as_version(metadata, "2"))
     wait_for(serving_version(serving_v1, "2"), timeout=RELOAD_TIMEOUT)
-    assert "now serving model version 2" in serving_v1.output()
+    # The line follows the swap (after the heap is settled), so /ready can see it first.
+    wait_for(lambda: "now serving model version 2" in serving_v1.output(), timeout=5)
 
 
 # --- Broken bundles ------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The predictions' short way: answered straight from the server, past the whole of FastAPI.
 
-A single-row /predict spends a few microseconds in its model; through FastAPI it cost
-about 90 µs in process (docs/benchmark.md), almost all of it in what every request
-crosses: seven middleware layers, the router, Starlette's `Request` and `Response`
-objects, and the app state and headers read through them. This lane sits in front of
-all of it. For `POST /predict` and `POST /predict/batch` it does what those layers
-would have done for them, and nothing else:
+A single-row /predict spends a microsecond or two in its model; through FastAPI it
+cost about 80 µs in process (docs/benchmark.md, step 15), almost all of it in what
+every request crosses: six or seven middleware layers, the router, Starlette's
+`Request` and `Response` objects, and the app state and headers read through them.
+This lane sits in front of all of it. For `POST /predict` and `POST /predict/batch`
+it does what those layers would have done for them, and nothing else:
 
 - the request telemetry (`RequestRecorder`: the request id, metrics, the access log),
   when it is on;
