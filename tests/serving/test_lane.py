@@ -71,7 +71,7 @@ def test_the_short_way_keeps_the_request_id_metrics_and_refusals(client: TestCli
 def test_an_unexpected_error_is_a_logged_500_with_the_request_id(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    model: LoadedModel = client.app.state.store.model  # type: ignore[attr-defined]
+    model: LoadedModel = client.app.state.serving.store.model  # type: ignore[attr-defined]
 
     def broken(_: Any) -> Any:
         raise RuntimeError("the fault injected by this test")

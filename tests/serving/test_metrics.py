@@ -289,20 +289,20 @@ def test_each_app_has_a_registry_of_its_own(champion: Champion) -> None:
     """Two apps in one process: no duplicate-metric error, and separate counts."""
     first = create_app(Settings(model_dir=champion.model_dir))
     second = create_app(Settings(model_dir=champion.model_dir))
-    first.state.metrics.requests.record("GET", "/health", 200, 0.001)
+    first.state.serving.metrics.requests.record("GET", "/health", 200, 0.001)
     health = {"method": "GET", "route": "/health", "status": "200"}
     assert value(registry_samples(first), "irisops_http_requests_total", **health) == 1
     assert value(registry_samples(second), "irisops_http_requests_total", **health) == 0
 
 
 def registry_samples(app: FastAPI) -> Samples:
-    return parse(generate_latest(app.state.metrics.registry).decode())
+    return parse(generate_latest(app.state.serving.metrics.registry).decode())
 
 
 def test_latency_is_summed_over_statuses_and_methods_are_bounded(champion: Champion) -> None:
     """Requests are kept per (method, route, status); the histogram is per (method, route)."""
     app = create_app(Settings(model_dir=champion.model_dir))
-    record = app.state.metrics.requests.record
+    record = app.state.serving.metrics.requests.record
     record("POST", "/predict", 200, 0.0003)
     record("POST", "/predict", 422, 0.002)
     record("PROPFIND", "/health", 405, 0.0001)

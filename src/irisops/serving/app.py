@@ -105,13 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         telemetry=fastapi_telemetry(),
     )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.metrics = recorder
-    app.state.monitor = monitor
-    key = settings.api_key
-    app.state.api_key = None if key is None else key.get_secret_value().encode()
-    app.state.serving = Serving(settings, store, recorder, monitor, app.state.api_key)
+    key = None if settings.api_key is None else settings.api_key.get_secret_value().encode()
+    app.state.serving = Serving(settings, store, recorder, monitor, key)
     telemetry = (
         RequestRecorder(
             recorder.requests,

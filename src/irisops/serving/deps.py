@@ -20,12 +20,12 @@ from irisops.serving.store import ModelStore
 
 
 def store_of(request: Request) -> ModelStore:
-    store: ModelStore = request.app.state.store
+    store: ModelStore = request.app.state.serving.store
     return store
 
 
 def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+    settings: Settings = request.app.state.serving.settings
     return settings
 
 

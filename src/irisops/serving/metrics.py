@@ -216,5 +216,5 @@ class Metrics:
 
 
 def metrics_of(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
+    metrics: Metrics = request.app.state.serving.metrics
     return metrics

@@ -261,5 +261,5 @@ class Monitor(Collector):
 
 
 def monitor_of(request: Request) -> Monitor:
-    monitor: Monitor = request.app.state.monitor
+    monitor: Monitor = request.app.state.serving.monitor
     return monitor

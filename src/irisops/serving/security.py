@@ -64,7 +64,7 @@ class KeyedRoute(APIRoute):
             return handler
 
         async def keyed(request: Request) -> Response:
-            check_api_key(request.app.state.api_key, dict(request.scope["headers"]))
+            check_api_key(request.app.state.serving.api_key, dict(request.scope["headers"]))
             return await handler(request)
 
         return keyed
@@ -125,7 +125,7 @@ async def read_body(call: Call) -> bytes:
     except TimeoutError:
         detail = f"the request body did not arrive within {settings.body_timeout:g} s"
         raise ApiError(408, detail, headers={"Connection": "close"}) from None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 class Deadline:

@@ -61,7 +61,7 @@ def run(settings: Settings) -> None:
     # a no-op one makes a drained stop exit 0 instead of dying by the signal (143).
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _ignore)
-    DrainingServer(config, app.state.store).run()
+    DrainingServer(config, app.state.serving.store).run()
 
 
 def _ignore(*_: Any) -> None:
