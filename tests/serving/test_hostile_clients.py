@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ApiFactory, Champion, Tracking
 from tests.processes import SEED_BODY, Service, wait_for
@@ -72,6 +73,18 @@ def answers_when_closed(sockets: list[socket.socket], deadline: float) -> dict[i
     return received
 
 
+def gone_predictions(api: Service) -> float:
+    """`POST /predict` requests counted 499 (the client gone before its answer)."""
+    families = text_string_to_metric_families(httpx.get(api.url + "/metrics").text)
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "irisops_http_requests_total"
+        and sample.labels == {"method": "POST", "route": "/predict", "status": "499"}
+    )
+
+
 def start(
     api_factory: ApiFactory, tracking: Tracking, champion: Champion, **settings: str
 ) -> Service:
@@ -106,6 +119,9 @@ def test_half_sent_requests_are_dropped_in_time_and_normal_clients_never_fail(
     assert peak > baseline + HALF_SENT // 2, "the server did hold the connections"
     timed_out = [r for r in received.values() if r.startswith(b"HTTP/1.1 408")]
     assert len(timed_out) == HALF_SENT, f"{HALF_SENT - len(timed_out)} not answered 408"
+    # The body-less half had reached the app: each is counted gone, and none is an error.
+    assert gone_predictions(api) == HALF_SENT // 2
+    assert "unexpected error" not in api.output()
     wait_for(lambda: descriptors(api) <= baseline + 2, timeout=10)
     figures["hostile_half_sent"] = {
         "connections": HALF_SENT,
@@ -153,3 +169,17 @@ def test_idle_keep_alive_connections_are_closed(
         closed_after = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 200")
     assert 0.5 < closed_after < 5, closed_after
+
+
+def test_a_stalled_client_is_dropped_after_the_server_sat_idle(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion
+) -> None:
+    # The deadlines are swept only while connections are open: the sweep must start again.
+    api = start(api_factory, tracking, champion, IRISOPS_HEADER_TIMEOUT="0.5")
+    time.sleep(1.5)  # several sweep periods with no connection open
+    with held(api, 1, [b"GET /health HTTP/1.1\r\nHo"]) as [connection]:
+        started = time.monotonic()
+        [answer] = answers_when_closed([connection], deadline=started + 10).values()
+        dropped_after = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert dropped_after < 2, dropped_after

@@ -1,7 +1,5 @@
 """Who gets in: the optional API key, CORS closed by default, and the body-size limit."""
 
-import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,6 @@ from starlette.testclient import TestClient
 
 from irisops.config import Settings
 from irisops.serving.app import create_app
-from irisops.serving.security import Deadline
 from tests.conftest import ApiFactory, Champion, Tracking
 from tests.processes import Service, free_port, running
 
@@ -185,41 +182,3 @@ def test_oversized_bodies_are_refused_before_parsing(
     assert streamed.status_code == 413
     small = httpx.post(api.url + "/predict", json=SEED)
     assert small.status_code == 200
-
-
-class TestBodyDeadline:
-    """The body's deadline: a TimeoutError when it passes, and nothing left behind when not."""
-
-    def test_a_stalled_wait_ends_in_timeout_error(self) -> None:
-        async def stalled() -> None:
-            with Deadline(0.01):
-                await asyncio.sleep(5)
-
-        started = time.monotonic()
-        with pytest.raises(TimeoutError):
-            asyncio.run(stalled())
-        assert time.monotonic() - started < 2
-
-    def test_a_body_in_time_leaves_the_task_uncancelled(self) -> None:
-        async def in_time() -> bool:
-            with Deadline(0.05):
-                await asyncio.sleep(0)
-            await asyncio.sleep(0.1)  # past the deadline: its timer must not fire now
-            task = asyncio.current_task()
-            return task is not None and task.cancelling() == 0
-
-        assert asyncio.run(in_time())
-
-    def test_another_cancellation_stays_a_cancellation(self) -> None:
-        async def cancelled_from_outside() -> None:
-            async def waiting() -> None:
-                with Deadline(5):
-                    await asyncio.sleep(5)
-
-            task = asyncio.create_task(waiting())
-            await asyncio.sleep(0.01)
-            task.cancel()
-            await task
-
-        with pytest.raises(asyncio.CancelledError):
-            asyncio.run(cancelled_from_outside())

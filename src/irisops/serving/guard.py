@@ -1,11 +1,18 @@
-"""Bounds on what a client can hold: time to send its headers, and connections.
+"""Bounds on what a client can hold: time to send its request, and connections.
 
 uvicorn hands a request to the app once its headers are complete, and waits for
-them without a deadline: a client that sends half a request line holds a file
-descriptor until it leaves. Here every request gets `header_timeout` seconds from
-its first byte (or from the connection, for one that sends nothing) to complete its
-headers, or its connection is answered 408 and closed. The body's own deadline is
-kept by `security.read_body`, which answers 408 the same way.
+them, and then for the body, without a deadline: a client that sends half a request
+line, or declares a body and never sends it, holds a file descriptor until it
+leaves. Here every request gets `header_timeout` seconds from its first byte (or
+from the connection, for one that sends nothing) to complete its headers, then
+`body_timeout` seconds to complete its body, or its connection is answered 408 and
+closed (only closed, if the app has already begun answering).
+
+The deadlines are kept by one sweep over the open connections a few times a
+second, not by a timer per request: arming and cancelling uvloop timers twice per
+request cost a single-row /predict about a tenth of its server time
+(docs/benchmark.md). The price is precision: a stalled client is dropped up to a
+quarter of the shorter timeout (at most a second) late.
 
 Past `max_connections` open connections, a request that is not a probe is answered
 503 with `Retry-After` at once, without reaching the app; probes (`PROBES`) still
@@ -26,25 +33,45 @@ TIMED_OUT = (
     + LATE_BODY
 )
 RETRY_AFTER_SECONDS = 1
+MAX_SWEEP_SECONDS = 1.0
 BUSY_BODY = b'{"detail":"too many connections; retry shortly","errors":[]}'
 
 
-def guarded(header_timeout: float, max_connections: int) -> type[HttpToolsProtocol]:
+def guarded(
+    header_timeout: float, body_timeout: float, max_connections: int
+) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with the bounds above, as a class for `Config(http=)`."""
+    every = min(MAX_SWEEP_SECONDS, header_timeout / 4, body_timeout / 4)
+    sweeping = False
+
+    def sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        """Drop every connection past its deadline; go on while any is open."""
+        nonlocal sweeping
+        now = loop.time()
+        for connection in [c for c in connections if c.waiting and now > c.deadline]:
+            connection.timed_out()
+        sweeping = bool(connections)
+        if sweeping:
+            loop.call_later(every, sweep, loop, connections)
 
     class GuardedProtocol(HttpToolsProtocol):
-        header_timer: asyncio.TimerHandle | None = None
+        waiting = False  # for the rest of its headers or its body, until `deadline`
+        deadline = 0.0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            nonlocal sweeping
             super().connection_made(transport)
-            self._arm()
+            self.wait(header_timeout)
+            if not sweeping:
+                sweeping = True
+                self.loop.call_later(every, sweep, self.loop, self.connections)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm()
+            self.wait(header_timeout)
 
         def on_headers_complete(self) -> None:
-            self._disarm()
+            self.wait(body_timeout)
             if len(self.connections) <= max_connections or self._is_probe():
                 super().on_headers_complete()
                 return
@@ -55,23 +82,25 @@ def guarded(header_timeout: float, max_connections: int) -> type[HttpToolsProtoc
             finally:
                 self.app = app
 
+        def on_message_complete(self) -> None:
+            self.waiting = False
+            super().on_message_complete()
+
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            self.waiting = False
             super().connection_lost(exc)
 
-        def _arm(self) -> None:
-            self._disarm()
-            self.header_timer = self.loop.call_later(header_timeout, self._timed_out)
+        def wait(self, seconds: float) -> None:
+            self.waiting = True
+            self.deadline = self.loop.time() + seconds
 
-        def _disarm(self) -> None:
-            if self.header_timer is not None:
-                self.header_timer.cancel()
-                self.header_timer = None
-
-        def _timed_out(self) -> None:
-            if not self.transport.is_closing():
+        def timed_out(self) -> None:
+            self.waiting = False
+            if self.transport.is_closing():
+                return
+            if self.cycle is None or not self.cycle.response_started:
                 self.transport.write(TIMED_OUT)
-                self.transport.close()
+            self.transport.close()
 
         def _is_probe(self) -> bool:
             return httptools.parse_url(self.url).path.decode("latin-1") in PROBES

@@ -4,8 +4,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from irisops.serving.errors import ApiError
 from irisops.serving.logs import request_id
@@ -18,6 +19,15 @@ def api_error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(
         {"detail": exc.detail, "errors": exc.errors}, status_code=exc.status, headers=exc.headers
     )
+
+
+# nginx's "client closed request": recorded in metrics and the access log, never sent,
+# since no answer can reach a client that has gone (or that the server dropped, guard.py).
+CLIENT_GONE = 499
+
+
+def client_gone() -> Response:
+    return Response(status_code=CLIENT_GONE)
 
 
 def unexpected_error(method: str, path: str) -> JSONResponse:
@@ -44,10 +54,14 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError | ValidationError)
         return await api_error(_, refusal(exc.errors()))
 
+    async def gone(_: Request, __: Exception) -> Response:
+        return client_gone()
+
     async def unexpected(request: Request, _: Exception) -> JSONResponse:
         return unexpected_error(request.method, request.url.path)
 
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ClientDisconnect, gone)
     app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(RequestValidationError, request_validation)
     app.add_exception_handler(ValidationError, request_validation)

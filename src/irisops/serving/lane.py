@@ -11,8 +11,9 @@ it does what those layers would have done for them, and nothing else:
   when it is on;
 - the API key check;
 - the route's own work, the same function FastAPI's route calls (routes/predict.py);
-- a refusal (`ApiError`) answered as everywhere else, and any other exception logged
-  and answered 500 with the request id, as the server-error handler does.
+- a refusal (`ApiError`) or a client gone (`ClientDisconnect`) answered as everywhere
+  else (handlers.py), and any other exception logged and answered 500 with the
+  request id, as the server-error handler does.
 
 Two kinds of prediction still go through FastAPI: a request carrying an `Origin`
 header while CORS is configured (CORSMiddleware decides what it gets back), and every
@@ -22,11 +23,13 @@ a span after the route FastAPI's router chose.
 
 import time
 
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from irisops.serving.call import Call, Serving
 from irisops.serving.errors import ApiError
-from irisops.serving.handlers import api_error_response, unexpected_error
+from irisops.serving.handlers import api_error_response, client_gone, unexpected_error
 from irisops.serving.routes.predict import ANSWERS, Answer
 from irisops.serving.security import check_api_key
 from irisops.serving.telemetry import REQUEST_ID_HEADER, RequestRecorder
@@ -71,12 +74,15 @@ class ShortLane:
 
     async def answer(self, call: Call, answer: Answer, send: Send, echo: tuple[Header, ...]) -> int:
         """Answer the call; the status sent."""
+        response: Response
         try:
             check_api_key(self.serving.api_key, call.headers)
             body = await answer(call)
         except ApiError as exc:
             response = api_error_response(exc)
             response.raw_headers.extend(echo)
+        except ClientDisconnect:
+            response = client_gone()
         except Exception:
             response = unexpected_error(call.scope["method"], call.scope["path"])  # has the id
         else:

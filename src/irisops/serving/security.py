@@ -5,7 +5,6 @@ nothing about how much of a guess was right, and it is kept as a `SecretStr` so 
 no repr or log line can print it.
 """
 
-import asyncio
 import hmac
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
@@ -99,68 +98,26 @@ async def read_body(call: Call) -> bytes:
 
     A declared Content-Length is checked before a byte is read; a chunked body is
     counted as it arrives, so an oversized one is never held in memory whole. A body
-    that has not arrived whole within the body timeout is a 408, and its connection
-    is closed: a client that declares a body and never sends it cannot hold one open.
+    that never arrives is the server's to bound (guard.py): it answers 408 and
+    closes the connection, and the wait here ends in `ClientDisconnect`.
     """
-    settings = call.serving.settings
-    limit = settings.max_body_bytes
+    limit = call.serving.settings.max_body_bytes
     declared = call.headers.get(b"content-length", b"")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, too_large(int(declared), limit))
     chunks: list[bytes] = []
     size = 0
-    try:
-        with Deadline(settings.body_timeout):
-            while True:
-                message = await call.receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnect
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(413, too_large(size, limit))
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-    except TimeoutError:
-        detail = f"the request body did not arrive within {settings.body_timeout:g} s"
-        raise ApiError(408, detail, headers={"Connection": "close"}) from None
-    return b"".join(chunks)
-
-
-class Deadline:
-    """Cancels the task that enters it after `seconds`, then raises TimeoutError, as
-    `asyncio.timeout` does, for a fifth of its cost.
-
-    Under uvloop, `asyncio.timeout` cost every request about 7 µs (5% of a /predict)
-    for a deadline that fires only for a client that stalls; one timer armed and
-    cancelled costs about 1.5 µs (docs/benchmark.md). Unlike `asyncio.timeout`, it
-    cannot be rescheduled or nested inside another deadline of its own task.
-    """
-
-    __slots__ = ("expired", "seconds", "task", "timer")
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-
-    def __enter__(self) -> None:
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("a Deadline must be entered from inside a task")
-        self.task = task
-        self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
-
-    def _expire(self) -> None:
-        self.expired = True
-        self.task.cancel()
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self.timer.cancel()
-        if self.expired:
-            self.task.uncancel()
-            if kind is asyncio.CancelledError:
-                raise TimeoutError
+    while True:
+        message = await call.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, too_large(size, limit))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def too_large(size: int, limit: int) -> str:

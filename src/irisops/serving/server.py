@@ -51,7 +51,7 @@ def run(settings: Settings) -> None:
         host=settings.api_host,
         port=settings.api_port,
         loop="uvloop",
-        http=guarded(settings.header_timeout, settings.max_connections),
+        http=guarded(settings.header_timeout, settings.body_timeout, settings.max_connections),
         timeout_keep_alive=settings.keep_alive_timeout,
         access_log=False,
         log_config=logging_config(settings.log_format),
