@@ -8,6 +8,7 @@ one, and comes back in the answer's `X-Request-ID`. No secret ever reaches the l
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from irisops import bundle
 from irisops.config import Settings
 from irisops.serving.app import create_app
 from irisops.serving.logs import JsonFormatter
+from irisops.serving.telemetry import fresh_request_ids
 from tests.conftest import ApiFactory, Champion, Tracking
 from tests.processes import SEED_BODY, Service, free_port, running, serving_version, wait_for
 from tests.serving.publishing import (
@@ -140,6 +142,12 @@ def test_a_request_id_is_generated_when_none_is_sent(api: Service) -> None:
     assert GENERATED_ID.fullmatch(first) and GENERATED_ID.fullmatch(second)
     assert first != second
     assert access_entries(api, first)[0]["route"] == "/health"
+
+
+def test_generated_ids_stay_fresh_across_reads_from_the_os() -> None:
+    ids = list(itertools.islice(fresh_request_ids(per_read=3), 10))  # four reads
+    assert all(GENERATED_ID.fullmatch(one) for one in ids)
+    assert len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize("unusable", ["x" * 129, "has space", 'quote"d', "naïve"])

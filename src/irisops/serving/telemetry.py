@@ -16,7 +16,8 @@ here, after the answer, since FastAPI does not record them.
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match, Mount, Route
@@ -34,8 +35,17 @@ UNMATCHED = "unmatched"
 MODEL_VERSION = "irisops.model_version"
 
 
-def new_request_id() -> str:
-    return os.urandom(16).hex()
+def fresh_request_ids(per_read: int = 256) -> Iterator[str]:
+    """Random 128-bit ids in hex, read from the OS `per_read` at a time.
+
+    One `os.urandom` call per request cost about 2.7% of a /predict's server time under
+    wrk (py-spy; docs/benchmark.md), as much as the model's own call. A generator can
+    only be advanced by one thread at a time: each recorder has its own.
+    """
+    while True:
+        block = os.urandom(16 * per_read).hex()
+        for start in range(0, len(block), 32):
+            yield block[start : start + 32]
 
 
 def incoming_request_id(presented: bytes | None) -> str | None:
@@ -60,10 +70,11 @@ class RequestRecorder:
         self.record = requests.record
         self.served_version = served_version
         self.access_log = access_log
+        self.new_request_id = partial(next, fresh_request_ids())
 
     def begin(self, presented: bytes | None) -> tuple[str, tuple[bytes, bytes]]:
         """The request's id (the client's, if usable), set for its logs, and its header."""
-        rid = incoming_request_id(presented) or new_request_id()
+        rid = incoming_request_id(presented) or self.new_request_id()
         request_id.set(rid)
         return rid, (REQUEST_ID_HEADER, rid.encode("ascii"))
 
