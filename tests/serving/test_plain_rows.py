@@ -1,6 +1,11 @@
-"""The batch's fast reading gives pydantic's rows exactly, or steps aside for pydantic."""
+"""The fast reading of plain bodies gives pydantic's rows exactly, or steps aside for pydantic.
+
+Both forms: a batch's float32 rows (`plain_rows`), and /predict's one row of floats
+(`_rows.parse_one`).
+"""
 
 import json
+import struct
 from typing import Any
 
 import numpy as np
@@ -8,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from irisops.serving import _rows
 from irisops.serving.routes.predict import features_of, plain_rows
-from irisops.serving.schemas import BatchRequest
+from irisops.serving.schemas import FEATURES, BatchRequest, PredictRequest
 
 MAX_ROWS = 50
 finite = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63 - 1)
@@ -104,3 +110,68 @@ def test_what_pydantic_must_decide(raw: bytes) -> None:
 )
 def test_edge_numbers_and_keys_are_read_as_pydantic_reads_them(raw: bytes) -> None:
     assert assert_same_rows(raw) is not None
+
+
+# --- /predict's one row --------------------------------------------------------------------
+
+
+def assert_same_row(raw: bytes) -> list[float] | None:
+    fast = _rows.parse_one(raw, FEATURES)
+    if fast is not None:
+        try:
+            expected = PredictRequest.model_validate_json(raw).features
+        except ValueError:
+            raise AssertionError(f"read a body pydantic refuses: {raw[:200]!r}") from None
+        as_bits = [struct.pack("<d", number) for number in expected]  # -0.0 is not 0.0
+        assert [struct.pack("<d", number) for number in fast] == as_bits
+    return fast
+
+
+@given(row)
+def test_a_row_of_finite_numbers_is_read_as_pydantic_reads_it(features: list[Any]) -> None:
+    assert assert_same_row(json.dumps({"features": features}).encode()) is not None
+
+
+@given(st.lists(anything, max_size=6))
+def test_any_other_row_gives_pydantic_floats_or_steps_aside(features: list[Any]) -> None:
+    assert_same_row(json.dumps({"features": features}).encode())
+
+
+@given(anything)
+def test_any_other_single_body_gives_pydantic_floats_or_steps_aside(body: Any) -> None:
+    assert_same_row(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"features": [5.1, 3.5, 1.4, true]}',
+        b'{"features": [5.1, 3.5, 1.4, "0.2"]}',
+        b'{"features": [5.1, 3.5, 1.4, null]}',
+        b'{"features": [5.1, 3.5, 1.4, 1e999]}',
+        b'{"features": [5.1, 3.5, 1.4]}',
+        b'{"features": [5.1, 3.5, 1.4, 0.2, 1]}',
+        b'{"features": [[5.1, 3.5, 1.4, 0.2]]}',
+        b'{"features": [5.1, 3.5, 1.4, 0.2], "extra": 1}',
+        b'{"features": [5.1, 3.5, 1.4, 0.2]} trailing',
+        b'{"features": [1, 2, 3, 4], "features": [5, 6, 7, 8]}',
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',  # a batch sent to /predict
+        b'{"features": [01, 2, 3, 4]}',
+        b'{"features": [1, 2, 3, 3.4028236e38]}',  # pydantic takes it; the model sees inf
+        b"[5.1, 3.5, 1.4, 0.2]",
+    ],
+)
+def test_what_pydantic_must_decide_for_one_row(raw: bytes) -> None:
+    assert _rows.parse_one(raw, FEATURES) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b' {\n "features" :[1,2 , 3,\t4 ] }\r\n',
+        b'{"features": [-0, -0.0, 1e-400, 1E+2]}',
+        b'{"features": [18014399583223809, 2, 3, 18446744073709551615]}',
+    ],
+)
+def test_edge_numbers_in_one_row_are_read_as_pydantic_reads_them(raw: bytes) -> None:
+    assert assert_same_row(raw) is not None

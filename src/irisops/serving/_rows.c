@@ -8,6 +8,10 @@
  * Anything else (another key, a string, true, null, a number too long or out of range,
  * rows of another length, no rows, too many) returns None, and pydantic decides.
  *
+ * parse_one: the one row of a body of exactly the plain form {"features": [n, n, n, n]},
+ * read the same way, as the list of Python floats pydantic's validation gives (the
+ * doubles, not yet rounded to float32), or None.
+ *
  * render:
  * Building one Python dict per row and serialising them took most of a 10,000-row
  * /predict/batch. Here orjson writes the probability matrix once (its shortest float32
@@ -211,8 +215,9 @@ static const char *number_end(const char *p, const char *end) {
     return p;
 }
 
-/* Reads one number into *out; NULL if there is none, or it is too long or out of range. */
-static const char *read_number(const char *p, const char *end, float *out) {
+/* Reads one number into *out; NULL if there is none, it is too long, or out of float32's
+ * range (which pydantic is left to decide). */
+static const char *read_number(const char *p, const char *end, double *out) {
     const char *stop = number_end(p, end);
     if (stop == NULL || stop - p >= MAX_NUMBER) return NULL;
     char text[MAX_NUMBER];
@@ -227,7 +232,7 @@ static const char *read_number(const char *p, const char *end, float *out) {
     if (parsed_to != text + (stop - p) || !isfinite(value) || !isfinite((float)value)) return NULL;
     /* An integer is read as pydantic reads one, float(int(text)): -0 is 0, not -0.0. */
     if (value == 0.0 && strpbrk(text, ".eE") == NULL) value = 0.0;
-    *out = (float)value;
+    *out = value;
     return stop;
 }
 
@@ -237,36 +242,56 @@ static const char *literal(const char *p, const char *end, const char *text) {
     return p + size;
 }
 
+/* The most features a row may have here (a wider one is a ValueError). */
+#define MAX_FEATURES 64
+
+/* Reads one row [n, n, ...] of `features` numbers into row; NULL if there is none. */
+static const char *row_into(const char *p, const char *end, Py_ssize_t features, double *row) {
+    if ((p = literal(spaces(p, end), end, "[")) == NULL) return NULL;
+    for (Py_ssize_t j = 0; j < features; j++) {
+        if (j && (p = literal(spaces(p, end), end, ",")) == NULL) return NULL;
+        if ((p = read_number(spaces(p, end), end, &row[j])) == NULL) return NULL;
+    }
+    return literal(spaces(p, end), end, "]");
+}
+
+/* Reads the opening {"key": of a body; NULL if it is not there. */
+static const char *opening(const char *p, const char *end, const char *key) {
+    if ((p = literal(spaces(p, end), end, "{")) == NULL) return NULL;
+    if ((p = literal(spaces(p, end), end, key)) == NULL) return NULL;
+    return literal(spaces(p, end), end, ":");
+}
+
+/* Whether the body ends at p with its closing brace. */
+static int closing(const char *p, const char *end) {
+    return (p = literal(spaces(p, end), end, "}")) != NULL && spaces(p, end) == end;
+}
+
 /* Fills out with up to max_rows rows; the number of rows, or -1 if the body is not plain. */
 static Py_ssize_t parse_into(const char *p, const char *end, Py_ssize_t features,
                              Py_ssize_t max_rows, float *out) {
-    p = spaces(p, end);
-    if ((p = literal(p, end, "{")) == NULL) return -1;
-    p = spaces(p, end);
-    if ((p = literal(p, end, "\"instances\"")) == NULL) return -1;
-    p = spaces(p, end);
-    if ((p = literal(p, end, ":")) == NULL) return -1;
-    p = spaces(p, end);
-    if ((p = literal(p, end, "[")) == NULL) return -1;
+    if ((p = opening(p, end, "\"instances\"")) == NULL) return -1;
+    if ((p = literal(spaces(p, end), end, "[")) == NULL) return -1;
     Py_ssize_t rows = 0;
+    double row[MAX_FEATURES];
     for (;;) {
-        p = spaces(p, end);
-        if (rows == max_rows || (p = literal(p, end, "[")) == NULL) return -1;
-        for (Py_ssize_t j = 0; j < features; j++) {
-            if (j && (p = literal(spaces(p, end), end, ",")) == NULL) return -1;
-            if ((p = read_number(spaces(p, end), end, &out[rows * features + j])) == NULL)
-                return -1;
-        }
-        if ((p = literal(spaces(p, end), end, "]")) == NULL) return -1;
+        if (rows == max_rows || (p = row_into(p, end, features, row)) == NULL) return -1;
+        for (Py_ssize_t j = 0; j < features; j++) out[rows * features + j] = (float)row[j];
         rows++;
         p = spaces(p, end);
         if (p >= end || *p != ',') break;
         p++;
     }
     if ((p = literal(p, end, "]")) == NULL) return -1;
-    p = spaces(p, end);
-    if ((p = literal(p, end, "}")) == NULL) return -1;
-    return spaces(p, end) == end ? rows : -1;
+    return closing(p, end) ? rows : -1;
+}
+
+static int check_features(Py_ssize_t features) {
+    if (features < 1 || features > MAX_FEATURES) {
+        PyErr_Format(PyExc_ValueError, "features must be 1 to %d", MAX_FEATURES);
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *parse(PyObject *self, PyObject *args) {
@@ -274,8 +299,9 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     const char *raw;
     Py_ssize_t size, features, max_rows;
     if (!PyArg_ParseTuple(args, "y#nn:parse", &raw, &size, &features, &max_rows)) return NULL;
-    if (features < 1 || max_rows < 0) {
-        PyErr_SetString(PyExc_ValueError, "features must be positive, max_rows not negative");
+    if (check_features(features) < 0) return NULL;
+    if (max_rows < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_rows must not be negative");
         return NULL;
     }
     /* A row takes at least 2 * features + 1 bytes: no more can fit in the body. */
@@ -293,9 +319,35 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     return result;
 }
 
+static PyObject *parse_one(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *raw;
+    Py_ssize_t size, features;
+    if (!PyArg_ParseTuple(args, "y#n:parse_one", &raw, &size, &features)) return NULL;
+    if (check_features(features) < 0) return NULL;
+    const char *p, *end = raw + size;
+    double row[MAX_FEATURES];
+    if ((p = opening(raw, end, "\"features\"")) == NULL ||
+        (p = row_into(p, end, features, row)) == NULL || !closing(p, end))
+        Py_RETURN_NONE;
+    PyObject *result = PyList_New(features);
+    if (result == NULL) return NULL;
+    for (Py_ssize_t j = 0; j < features; j++) {
+        PyObject *number = PyFloat_FromDouble(row[j]);
+        if (number == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, j, number);
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS,
      "parse(raw, features, max_rows) -> bytes | None: the float32 rows of a plain batch body."},
+    {"parse_one", parse_one, METH_VARARGS,
+     "parse_one(raw, features) -> list[float] | None: the row of a plain single-row body."},
     {"render", render, METH_VARARGS,
      "render(class_ids, matrix, heads, keys, tail, extras) -> bytes: the rows, joined by "
      "commas."},

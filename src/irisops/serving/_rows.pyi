@@ -8,6 +8,10 @@ def parse(raw: bytes, features: int, max_rows: int, /) -> bytes | None:
     """The float32 rows of a body {"instances": [[n, ...], ...]} of 1 to max_rows rows of
     `features` numbers, or None for any other body (pydantic then decides)."""
 
+def parse_one(raw: bytes, features: int, /) -> list[float] | None:
+    """The row of a body {"features": [n, ...]} of `features` numbers, as the floats pydantic
+    gives, or None for any other body (pydantic then decides)."""
+
 def render(
     class_ids: npt.NDArray[Any],
     matrix: bytes,

@@ -114,6 +114,18 @@ def plain_rows(raw: bytes, max_rows: int) -> npt.NDArray[np.float32] | None:
     return None if parsed is None else np.frombuffer(parsed, np.float32).reshape(-1, FEATURES)
 
 
+def single_row(raw: bytes) -> list[float]:
+    """The row of a /predict body: read in C if it is of the plain form, else by pydantic.
+
+    The plain form is {"features": [4 numbers]} and nothing else; `_rows.parse_one`
+    gives the floats pydantic's validation gives, in a fifth of its time. Any other
+    body goes to pydantic, which decides and words the refusal (tests/serving/
+    test_plain_rows.py holds the two paths to the same floats).
+    """
+    row = _rows.parse_one(raw, FEATURES)
+    return parse(raw, PredictRequest, PREDICT).features if row is None else row
+
+
 def batch_features(raw: bytes, max_rows: int) -> npt.NDArray[np.float32]:
     features = plain_rows(raw, max_rows)
     if features is None:
@@ -190,14 +202,13 @@ def out_of_range(model: LoadedModel, features: Any) -> list[list[str]] | None:
 async def predict_one(call: Call) -> bytes:
     started = time.perf_counter()
     model = call.model()
-    raw = await read_body(call)
-    body = parse(raw, PredictRequest, PREDICT)
-    probabilities = model.classifier.predict_one(body.features)[None]
+    row = single_row(await read_body(call))
+    probabilities = model.classifier.predict_one(row)[None]
     class_ids = probabilities.argmax(axis=1)
     class_id = int(class_ids[0])
     serving = call.serving
     serving.metrics.predicted_one(model.metadata.class_names[class_id])
-    rows = [body.features]
+    rows = [row]
     outside = out_of_range(model, rows) if marking(call) else None
     serving.monitor.answered(PREDICT, model, rows, probabilities, [class_id], started)
     return rendered(model, class_ids, probabilities, outside)
