@@ -73,15 +73,15 @@ def answers_when_closed(sockets: list[socket.socket], deadline: float) -> dict[i
     return received
 
 
-def gone_predictions(api: Service) -> float:
-    """`POST /predict` requests counted 499 (the client gone before its answer)."""
+def gone_requests(api: Service, route: str = "/predict") -> float:
+    """`POST` requests to `route` counted 499 (the client gone before its answer)."""
     families = text_string_to_metric_families(httpx.get(api.url + "/metrics").text)
     return sum(
         sample.value
         for family in families
         for sample in family.samples
         if sample.name == "irisops_http_requests_total"
-        and sample.labels == {"method": "POST", "route": "/predict", "status": "499"}
+        and sample.labels == {"method": "POST", "route": route, "status": "499"}
     )
 
 
@@ -120,7 +120,7 @@ def test_half_sent_requests_are_dropped_in_time_and_normal_clients_never_fail(
     timed_out = [r for r in received.values() if r.startswith(b"HTTP/1.1 408")]
     assert len(timed_out) == HALF_SENT, f"{HALF_SENT - len(timed_out)} not answered 408"
     # The body-less half had reached the app: each is counted gone, and none is an error.
-    assert gone_predictions(api) == HALF_SENT // 2
+    assert gone_requests(api) == HALF_SENT // 2
     assert "unexpected error" not in api.output()
     wait_for(lambda: descriptors(api) <= baseline + 2, timeout=10)
     figures["hostile_half_sent"] = {
@@ -183,3 +183,16 @@ def test_a_stalled_client_is_dropped_after_the_server_sat_idle(
         dropped_after = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408")
     assert dropped_after < 2, dropped_after
+
+
+def test_a_stalled_body_on_a_framework_route_is_dropped_quietly_too(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion
+) -> None:
+    # Predictions take the short way (lane.py); /feedback goes through FastAPI.
+    api = start(api_factory, tracking, champion, IRISOPS_BODY_TIMEOUT="0.5")
+    stalled = PREDICT_HEADERS.replace(b"/predict", b"/feedback")
+    with held(api, 1, [stalled]) as [connection]:
+        [answer] = answers_when_closed([connection], deadline=time.monotonic() + 10).values()
+    assert answer.startswith(b"HTTP/1.1 408")
+    wait_for(lambda: gone_requests(api, "/feedback") == 1)
+    assert "unexpected error" not in api.output()
