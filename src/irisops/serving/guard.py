@@ -9,10 +9,10 @@ from the connection, for one that sends nothing) to complete its headers, then
 closed (only closed, if the app has already begun answering).
 
 The deadlines are kept by one sweep over the open connections a few times a
-second, not by a timer per request: arming and cancelling uvloop timers twice per
-request cost a single-row /predict about a tenth of its server time
-(docs/benchmark.md). The price is precision: a stalled client is dropped up to a
-quarter of the shorter timeout (at most a second) late.
+second, not by timers: arming and cancelling a uvloop timer costs 2.4-3.0 µs, and
+each request armed two (docs/benchmark.md, step 17). The price is precision: a
+stalled client is dropped up to a quarter of the shorter timeout (at most a second)
+late.
 
 Past `max_connections` open connections, a request that is not a probe is answered
 503 with `Retry-After` at once, without reaching the app; probes (`PROBES`) still

@@ -38,9 +38,9 @@ MODEL_VERSION = "irisops.model_version"
 def fresh_request_ids(per_read: int = 256) -> Iterator[str]:
     """Random 128-bit ids in hex, read from the OS `per_read` at a time.
 
-    One `os.urandom` call per request cost about 2.7% of a /predict's server time under
-    wrk (py-spy; docs/benchmark.md), as much as the model's own call. A generator can
-    only be advanced by one thread at a time: each recorder has its own.
+    One `os.urandom` call per request took about 2.7% of a /predict's server time
+    under wrk, about half as much as the model's call (docs/benchmark.md, step 19). A
+    generator can only be advanced by one thread at a time: each recorder has its own.
     """
     while True:
         block = os.urandom(16 * per_read).hex()
