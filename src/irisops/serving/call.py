@@ -34,6 +34,14 @@ class Serving:
     monitor: Monitor
     api_key: bytes | None
 
+    def model_for(self, scope: Scope) -> LoadedModel:
+        """The model for this whole request: read once, so a hot swap cannot split a response."""
+        model = self.store.model
+        if model is None:
+            raise ApiError(503, self.store.not_ready_reason)
+        scope[MODEL_VERSION] = model.version  # for the access log: the model that answered
+        return model
+
 
 class Call:
     __slots__ = ("headers", "receive", "scope", "serving")
@@ -58,10 +66,4 @@ class Call:
         return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)).get(name)
 
     def model(self) -> LoadedModel:
-        """The model for this whole request: read once, so a hot swap cannot split a response."""
-        store = self.serving.store
-        model = store.model
-        if model is None:
-            raise ApiError(503, store.not_ready_reason)
-        self.scope[MODEL_VERSION] = model.version  # for the access log: the model that answered
-        return model
+        return self.serving.model_for(self.scope)

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 
 from irisops.config import Settings
 from irisops.runtime import LoadedModel
-from irisops.serving.call import Call
+from irisops.serving.call import Serving
 from irisops.serving.store import ModelStore
 
 
@@ -30,7 +30,8 @@ def settings_of(request: Request) -> Settings:
 
 
 def serving_model(request: Request) -> LoadedModel:
-    return Call.of(request).model()
+    serving: Serving = request.app.state.serving
+    return serving.model_for(request.scope)
 
 
 async def get_store(request: Request) -> ModelStore:
