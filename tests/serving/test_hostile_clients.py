@@ -172,6 +172,53 @@ def test_idle_keep_alive_connections_are_closed(
     assert 0.5 < closed_after < 5, closed_after
 
 
+def test_a_next_request_stalled_on_a_kept_alive_connection_gets_408(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion
+) -> None:
+    # The first request is answered; the second stops inside its headers. Its header
+    # deadline, not the far longer idle one, must end the connection, with a 408.
+    api = start(
+        api_factory,
+        tracking,
+        champion,
+        IRISOPS_HEADER_TIMEOUT="0.5",
+        IRISOPS_KEEP_ALIVE_TIMEOUT="30",
+    )
+    body = SEED_BODY.encode()
+    answered = PREDICT_HEADERS.replace(b"100", str(len(body)).encode()) + body
+    with held(api, 1, [answered + b"GET /health HTTP/1.1\r\nHo"]) as [connection]:
+        started = time.monotonic()
+        [answer] = answers_when_closed([connection], deadline=started + 10).values()
+        dropped_after = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.count(b"HTTP/1.1 408") == 1, answer
+    assert dropped_after < 3, dropped_after
+
+
+def test_a_connection_refused_before_its_body_arrived_is_closed_once_idle(
+    api_factory: ApiFactory, tracking: Tracking, champion: Champion
+) -> None:
+    # A declared body over the limit is refused 413 before it arrives; once the client
+    # has sent it all, the connection is idle and must be closed like any other.
+    api = start(
+        api_factory,
+        tracking,
+        champion,
+        IRISOPS_MAX_BODY_BYTES="1024",
+        IRISOPS_KEEP_ALIVE_TIMEOUT="1",
+        IRISOPS_BODY_TIMEOUT="30",
+    )
+    headers = PREDICT_HEADERS.replace(b"100", b"2048")
+    with held(api, 1, [headers]) as [connection]:
+        time.sleep(0.5)  # the 413 is sent while the body is still to come
+        connection.sendall(b" " * 2048)
+        started = time.monotonic()
+        [answer] = answers_when_closed([connection], deadline=started + 10).values()
+        closed_after = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert closed_after < 5, closed_after
+
+
 def test_a_stalled_client_is_dropped_after_the_server_sat_idle(
     api_factory: ApiFactory, tracking: Tracking, champion: Champion
 ) -> None:

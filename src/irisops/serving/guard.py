@@ -8,11 +8,16 @@ from the connection, for one that sends nothing) to complete its headers, then
 `body_timeout` seconds to complete its body, or its connection is answered 408 and
 closed (only closed, if the app has already begun answering).
 
+The next request on a kept-alive connection gets the same deadlines, and a
+connection left idle for uvicorn's `timeout_keep_alive` after its last answer is
+closed (uvicorn does that with a timer of its own, which its next request only
+cancelled: a stalled second request was never answered 408).
+
 The deadlines are kept by one sweep over the open connections a few times a
 second, not by timers: arming and cancelling a uvloop timer costs 2.4-3.0 µs, and
-each request armed two (docs/benchmark.md, step 17). The price is precision: a
+each request armed three (docs/benchmark.md, step 17). The price is precision: a
 stalled client is dropped up to a quarter of the shorter timeout (at most a second)
-late.
+late, and an idle connection up to a second late.
 
 Past `max_connections` open connections, a request that is not a probe is answered
 503 with `Retry-After` at once, without reaching the app; probes (`PROBES`) still
@@ -55,8 +60,11 @@ def guarded(
             loop.call_later(every, sweep, loop, connections)
 
     class GuardedProtocol(HttpToolsProtocol):
-        waiting = False  # for the rest of its headers or its body, until `deadline`
+        # Until `deadline`: for the rest of a request's headers or body (`late` is the 408),
+        # or idle between requests (`late` is nothing: the connection is only closed).
+        waiting = False
         deadline = 0.0
+        late = TIMED_OUT
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             nonlocal sweeping
@@ -83,23 +91,47 @@ def guarded(
                 self.app = app
 
         def on_message_complete(self) -> None:
-            self.waiting = False
+            answered = self.cycle is not None and self.cycle.response_complete
+            if answered:  # before the body was all in: idle from now on
+                self.idle()
+            else:
+                self.waiting = False
             super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            """uvicorn's own, with the idle deadline left to the sweep instead of a timer."""
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            elif not self.waiting:  # not already into the next request, or this one's body
+                self.idle()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self.waiting = False
             super().connection_lost(exc)
 
-        def wait(self, seconds: float) -> None:
+        def wait(self, seconds: float, late: bytes = TIMED_OUT) -> None:
             self.waiting = True
+            self.late = late
             self.deadline = self.loop.time() + seconds
 
+        def idle(self) -> None:
+            self.wait(self.timeout_keep_alive, late=b"")
+
         def timed_out(self) -> None:
+            """Send `late` unless an answer is under way, then close."""
             self.waiting = False
             if self.transport.is_closing():
                 return
-            if self.cycle is None or not self.cycle.response_started:
-                self.transport.write(TIMED_OUT)
+            cycle = self.cycle  # the last request's, until a new one's headers are complete
+            if self.late and (
+                cycle is None or not cycle.response_started or cycle.response_complete
+            ):
+                self.transport.write(self.late)
             self.transport.close()
 
         def _is_probe(self) -> bool:
