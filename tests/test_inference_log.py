@@ -117,3 +117,12 @@ def test_a_pass_of_records_is_written_line_for_line_as_each_alone() -> None:
         expected = each_alone(records)
         assert inference_log.json_lines([dict(r) for r in records]) == expected
         assert len(expected.splitlines()) == len(records)
+
+
+def test_lines_made_already_and_records_are_written_in_the_order_queued(tmp_path: Path) -> None:
+    log = InferenceLog(tmp_path)
+    for i in range(7):
+        made = orjson.dumps({"kind": "prediction", "request_id": f"r{i}"}) + b"\n"
+        log.record(made if i % 3 else entry(i))
+    log.stop()
+    assert [r["request_id"] for r in inference_log.read(tmp_path)] == [f"r{i}" for i in range(7)]

@@ -2,10 +2,12 @@
 
 A request hands its record to a bounded in-memory queue and goes on; a writer
 thread serialises the records and appends them to the current file, flushing after
-every pass. So a crash loses at most the records still queued (the queue's bound)
-plus what the operating system had not yet written. A full queue, or a write that
-fails (a full disk), drops records and counts them; it never blocks or fails a
-request, and writing resumes by itself on the next pass.
+every pass. (A single-row prediction's record arrives as its line already made,
+serving/log_lines.py, which the writer only copies.) So a crash loses at most the
+records still queued (the queue's bound) plus what the operating system had not yet
+written. A full queue, or a write that fails (a full disk), drops records and counts
+them; it never blocks or fails a request, and writing resumes by itself on the next
+pass.
 
 Files are `inference-<UTC start time>.jsonl` in one directory, rotated by size and
 age; the oldest beyond `keep` are deleted. A batch is one record with its rows
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,6 +35,8 @@ from irisops.drain import Drain
 
 PREFIX, SUFFIX = "inference-", ".jsonl"
 log = logging.getLogger("irisops.serving")
+# A queued record: a dict for the writer to serialise, or its JSON line already.
+Queued = dict[str, Any] | bytes
 
 
 @dataclass
@@ -55,7 +60,7 @@ class InferenceLog:
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.keep = keep
-        self.queued = Drain("inference-log", self._write, queue_size)
+        self.queued: Drain[Queued] = Drain("inference-log", self._write, queue_size)
         self._counts = LogCounts()
         self._file: BinaryIO | None = None
         self._opened = 0.0
@@ -73,15 +78,18 @@ class InferenceLog:
         if self._file is not None:
             self._file.close()
 
-    def record(self, entry: dict[str, Any]) -> None:
-        """Queue one record, or count it dropped if the queue is full. Never blocks."""
+    def record(self, entry: Queued) -> None:
+        """Queue one record, or its line, or count it dropped if the queue is full.
+
+        Never blocks.
+        """
         self.queued.put(entry)
 
     def write_queued(self) -> None:
         """One writer pass now (the thread makes one every 50 ms)."""
         self.queued.drain()
 
-    def _write(self, entries: list[dict[str, Any]]) -> None:
+    def _write(self, entries: list[Queued]) -> None:
         try:
             lines = json_lines(entries)
             out = self._current()
@@ -126,7 +134,16 @@ NUMPY = orjson.OPT_SERIALIZE_NUMPY
 BOUNDARY = b'},{"kind":'
 
 
-def json_lines(entries: list[dict[str, Any]]) -> bytes:
+def json_lines(entries: list[Queued]) -> bytes:
+    """The queued records as JSON lines, in order: the lines made already as they are,
+    and each run of dicts by `serialised`."""
+    return b"".join(
+        b"".join(run) if kind is bytes else serialised(list(run))  # type: ignore[arg-type]
+        for kind, run in groupby(entries, key=type)
+    )
+
+
+def serialised(entries: list[dict[str, Any]]) -> bytes:
     """The entries as JSON lines, written by one orjson call for all of them.
 
     One call for a pass's records cost the writer about half of one call per record

@@ -1,5 +1,5 @@
 /*
- * irisops.serving._rows: a batch's rows in and out of JSON, in C.
+ * irisops.serving._rows: a batch's rows in and out of JSON, and a prediction's log line, in C.
  *
  * parse: the rows of a body of exactly the plain form {"instances": [[n, n, n, n], ...]},
  * as float32, without a Python object per number. Every number is checked against JSON's
@@ -23,6 +23,12 @@
  *
  * and the rows are joined by commas. Nothing is parsed but the matrix's brackets and
  * commas; a matrix of the wrong shape, or a class id out of range, is a ValueError.
+ *
+ * log_line: the inference log's line for one prediction, copied together the same way
+ * from fragments made once per model (serving/log_lines.py) and orjson's text of the
+ * row, the probabilities and the latency, with the time written here as utc_stamp
+ * writes it. A request id that is not plain printable ASCII, or numbers' text of
+ * another shape, returns None: the record is then written from its dict.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -343,6 +349,161 @@ static PyObject *parse_one(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The end of the top-level item of a JSON array of numbers and arrays starting at `p`:
+ * the comma or closing bracket after it; NULL if there is none, or a string. */
+static const char *item_end(const char *p, const char *end) {
+    int depth = 0;
+    for (; p < end; p++) {
+        if (*p == '"') return NULL;
+        if (*p == '[') depth++;
+        else if (*p == ']' && depth-- == 0) return p;
+        else if (*p == ',' && depth == 0) return p;
+    }
+    return NULL;
+}
+
+#define LOG_PARTS 6
+#define STAMP_SIZE 32 /* 2026-12-01T19:30:05.123456+00:00 */
+
+static void digits_into(char *out, long value, int width) {
+    for (int i = width - 1; i >= 0; i--, value /= 10) out[i] = (char)('0' + value % 10);
+}
+
+/* The date and time of day of `whole` seconds since the epoch, "YYYY-MM-DDTHH:MM:SS",
+ * remembered for the last second asked (the GIL makes it one caller at a time):
+ * gmtime_r and snprintf took most of a line's time. Days to a civil date as in
+ * Howard Hinnant's `civil_from_days`. */
+static const char *second_text(long long whole) {
+    static long long cached = -1;
+    static char text[20];
+    if (whole == cached) return text;
+    long long days = whole / 86400, rest = whole % 86400;
+    long long z = days + 719468, era = z / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    long long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    long long year = yoe + era * 400 + (month <= 2);
+    digits_into(text, (long)year, 4);
+    text[4] = '-';
+    digits_into(text + 5, (long)month, 2);
+    text[7] = '-';
+    digits_into(text + 8, (long)day, 2);
+    text[10] = 'T';
+    digits_into(text + 11, (long)(rest / 3600), 2);
+    text[13] = ':';
+    digits_into(text + 14, (long)(rest / 60 % 60), 2);
+    text[16] = ':';
+    digits_into(text + 17, (long)(rest % 60), 2);
+    text[19] = '\0';
+    cached = whole;
+    return text;
+}
+
+/* `seconds` since the epoch as utc_stamp writes them, 2026-12-01T19:30:05.123456+00:00
+ * (STAMP_SIZE bytes); 0 if they cannot be. */
+static int stamp_into(char *out, double seconds) {
+    if (!(seconds >= 0 && seconds < 253402300800.0)) return 0; /* up to year 9999 */
+    long long whole = (long long)seconds;
+    long micro = (long)((seconds - (double)whole) * 1000000.0); /* truncated, as %06d does */
+    memcpy(out, second_text(whole), 19);
+    out[19] = '.';
+    digits_into(out + 20, micro, 6);
+    memcpy(out + 26, "+00:00", 6);
+    return STAMP_SIZE;
+}
+
+static int plain_ascii(const char *text, Py_ssize_t size) {
+    for (Py_ssize_t i = 0; i < size; i++)
+        if (text[i] < 0x20 || text[i] > 0x7e || text[i] == '"' || text[i] == '\\') return 0;
+    return 1;
+}
+
+/* The digits of `value` >= 0 at the end of `out[24]`; their start. */
+static char *integer_text(char *end, Py_ssize_t value) {
+    do *--end = (char)('0' + value % 10);
+    while ((value /= 10) > 0);
+    return end;
+}
+
+static PyObject *log_line(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *parts_tuple, *rid_object;
+    double now;
+    const char *numbers;
+    Py_ssize_t numbers_size, class_id;
+    if (!PyArg_ParseTuple(args, "O!dOy#n:log_line", &PyTuple_Type, &parts_tuple, &now,
+                          &rid_object, &numbers, &numbers_size, &class_id))
+        return NULL;
+    const char *part[LOG_PARTS];
+    Py_ssize_t part_size[LOG_PARTS], size = 0;
+    if (PyTuple_GET_SIZE(parts_tuple) != LOG_PARTS) {
+        PyErr_Format(PyExc_ValueError, "parts must be a tuple of %d bytes", LOG_PARTS);
+        return NULL;
+    }
+    for (int i = 0; i < LOG_PARTS; i++) {
+        PyObject *item = PyTuple_GET_ITEM(parts_tuple, i);
+        if (!PyBytes_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "parts must be a tuple of %d bytes", LOG_PARTS);
+            return NULL;
+        }
+        part[i] = PyBytes_AS_STRING(item);
+        size += part_size[i] = PyBytes_GET_SIZE(item);
+    }
+    if (class_id < 0) {
+        PyErr_SetString(PyExc_ValueError, "class_id must not be negative");
+        return NULL;
+    }
+    const char *rid = "null";
+    Py_ssize_t rid_size = 4;
+    int quoted = rid_object != Py_None;
+    if (quoted) {
+        if (!PyUnicode_Check(rid_object)) {
+            PyErr_SetString(PyExc_TypeError, "request_id must be a str or None");
+            return NULL;
+        }
+        if ((rid = PyUnicode_AsUTF8AndSize(rid_object, &rid_size)) == NULL) return NULL;
+        if (!plain_ascii(rid, rid_size)) Py_RETURN_NONE;
+    }
+    /* [row, probabilities, latency] */
+    const char *end = numbers + numbers_size, *item[3], *stop[3], *p = numbers + 1;
+    if (numbers_size < 2 || numbers[0] != '[') Py_RETURN_NONE;
+    for (int i = 0; i < 3; i++) {
+        item[i] = p;
+        stop[i] = item_end(p, end);
+        if (stop[i] == NULL || stop[i] == p || *stop[i] != (i < 2 ? ',' : ']')) Py_RETURN_NONE;
+        size += stop[i] - p;
+        p = stop[i] + 1;
+    }
+    if (p != end) Py_RETURN_NONE;
+    char stamp[STAMP_SIZE], class_digits[24];
+    if (stamp_into(stamp, now) == 0) Py_RETURN_NONE;
+    char *class_text = integer_text(class_digits + sizeof(class_digits), class_id);
+    Py_ssize_t class_size = class_digits + sizeof(class_digits) - class_text;
+    size += STAMP_SIZE + rid_size + 2 * quoted + class_size + 2;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(result);
+    out = put(out, part[0], part_size[0]);
+    out = put(out, stamp, STAMP_SIZE);
+    out = put(out, part[1], part_size[1]);
+    if (quoted) *out++ = '"';
+    out = put(out, rid, rid_size);
+    if (quoted) *out++ = '"';
+    out = put(out, part[2], part_size[2]);
+    out = put(out, item[0], stop[0] - item[0]);
+    out = put(out, part[3], part_size[3]);
+    out = put(out, item[1], stop[1] - item[1]);
+    out = put(out, part[4], part_size[4]);
+    out = put(out, class_text, class_size);
+    out = put(out, part[5], part_size[5]);
+    out = put(out, item[2], stop[2] - item[2]);
+    *out++ = '}';
+    *out = '\n';
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS,
      "parse(raw, features, max_rows) -> bytes | None: the float32 rows of a plain batch body."},
@@ -351,13 +512,16 @@ static PyMethodDef methods[] = {
     {"render", render, METH_VARARGS,
      "render(class_ids, matrix, heads, keys, tail, extras) -> bytes: the rows, joined by "
      "commas."},
+    {"log_line", log_line, METH_VARARGS,
+     "log_line(parts, now, request_id, numbers, class_id) -> bytes | None: one prediction's "
+     "inference-log line."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "irisops.serving._rows",
-    .m_doc = "A batch's rows in and out of JSON, in C.",
+    .m_doc = "A batch's rows in and out of JSON, and a prediction's log line, in C.",
     .m_size = -1,
     .m_methods = methods,
 };

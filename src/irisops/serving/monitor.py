@@ -19,6 +19,7 @@ from starlette.requests import Request
 from irisops.config import Settings
 from irisops.inference_log import InferenceLog
 from irisops.runtime import LoadedModel
+from irisops.serving import log_lines
 from irisops.serving.drift import DriftWindow
 from irisops.serving.feedback import Feedback, Judged
 from irisops.serving.logs import request_id
@@ -48,6 +49,7 @@ class Monitor(Collector):
         )
         self.drift: DriftWindow | None = None
         self._drift_key: str | None = None
+        self._fragments: dict[tuple[str, str], log_lines.Fragments] = {}
 
     def start(self) -> None:
         for part in (self.log, self.shadow):
@@ -85,8 +87,10 @@ class Monitor(Collector):
         if rid is not None:
             self.feedback.remember(rid, model.version, class_ids)
         if self.log is not None:
+            latency_ms = (time.perf_counter() - started) * 1000
             self.log.record(
-                {
+                self._line(route, model, rid, rows, probabilities, class_ids, latency_ms)
+                or {
                     "kind": "prediction",
                     "time": time.time(),
                     "request_id": rid,
@@ -97,13 +101,35 @@ class Monitor(Collector):
                     "class_ids": class_ids,
                     "classes": model.metadata.class_names,
                     "feature_names": model.metadata.feature_names,
-                    "latency_ms": (time.perf_counter() - started) * 1000,
+                    "latency_ms": latency_ms,
                 }
             )
         if self.shadow is not None:
             self.shadow.offer(
                 Offer(rid, model.version, model.metadata.class_names, rows, probabilities)
             )
+
+    def _line(
+        self,
+        route: str,
+        model: LoadedModel,
+        rid: str | None,
+        rows: Any,
+        probabilities: npt.NDArray[np.float32],
+        class_ids: Any,
+        latency_ms: float,
+    ) -> bytes | None:
+        """A single row's log line, made in C (log_lines.py); None for any other record."""
+        if not isinstance(rows, list) or len(rows) != 1:
+            return None
+        key = (route, model.key)
+        parts = self._fragments.get(key)
+        if parts is None:  # a new model: the old one's fragments are not needed again
+            self._fragments = {key: (parts := log_lines.fragments(route, model))}
+        row, class_id = rows[0], class_ids[0]
+        return log_lines.prediction_line(
+            parts, time.time(), rid, row, probabilities, class_id, latency_ms
+        )
 
     def _shadow_scored(
         self,
