@@ -29,6 +29,7 @@ PREDICT_HEADERS = (
     b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     b"Content-Length: 100\r\n\r\n"
 )
+SEED_REQUEST = PREDICT_HEADERS.replace(b"100", str(len(SEED_BODY)).encode()) + SEED_BODY.encode()
 
 
 def descriptors(api: Service) -> int:
@@ -72,6 +73,18 @@ def answers_when_closed(sockets: list[socket.socket], deadline: float) -> dict[i
                     selector.unregister(key.fileobj)
                     open_ -= 1
     return received
+
+
+def held_until_closed(api: Service, payload: bytes, then: bytes = b"") -> tuple[bytes, float]:
+    """What one connection sending `payload` (and half a second later `then`, if any)
+    received before the server closed it, and the seconds from its last bytes to that."""
+    with held(api, 1, [payload]) as [connection]:
+        if then:
+            time.sleep(0.5)
+            connection.sendall(then)
+        started = time.monotonic()
+        [answer] = answers_when_closed([connection], deadline=started + 10).values()
+        return answer, time.monotonic() - started
 
 
 def gone_requests(api: Service, route: str = "/predict") -> float:
@@ -162,12 +175,7 @@ def test_idle_keep_alive_connections_are_closed(
     api_factory: ApiFactory, tracking: Tracking, champion: Champion
 ) -> None:
     api = start(api_factory, tracking, champion, IRISOPS_KEEP_ALIVE_TIMEOUT="1")
-    body = SEED_BODY.encode()
-    request = PREDICT_HEADERS.replace(b"100", str(len(body)).encode()) + body
-    with held(api, 1, [request]) as [connection]:
-        started = time.monotonic()
-        [answer] = answers_when_closed([connection], deadline=started + 10).values()
-        closed_after = time.monotonic() - started
+    answer, closed_after = held_until_closed(api, SEED_REQUEST)
     assert answer.startswith(b"HTTP/1.1 200")
     assert 0.5 < closed_after < 5, closed_after
 
@@ -184,12 +192,7 @@ def test_a_next_request_stalled_on_a_kept_alive_connection_gets_408(
         IRISOPS_HEADER_TIMEOUT="0.5",
         IRISOPS_KEEP_ALIVE_TIMEOUT="30",
     )
-    body = SEED_BODY.encode()
-    answered = PREDICT_HEADERS.replace(b"100", str(len(body)).encode()) + body
-    with held(api, 1, [answered + b"GET /health HTTP/1.1\r\nHo"]) as [connection]:
-        started = time.monotonic()
-        [answer] = answers_when_closed([connection], deadline=started + 10).values()
-        dropped_after = time.monotonic() - started
+    answer, dropped_after = held_until_closed(api, SEED_REQUEST + b"GET /health HTTP/1.1\r\nHo")
     assert answer.startswith(b"HTTP/1.1 200")
     assert answer.count(b"HTTP/1.1 408") == 1, answer
     assert dropped_after < 3, dropped_after
@@ -208,13 +211,9 @@ def test_a_connection_refused_before_its_body_arrived_is_closed_once_idle(
         IRISOPS_KEEP_ALIVE_TIMEOUT="1",
         IRISOPS_BODY_TIMEOUT="30",
     )
+    # The 413 is sent while the body is still to come.
     headers = PREDICT_HEADERS.replace(b"100", b"2048")
-    with held(api, 1, [headers]) as [connection]:
-        time.sleep(0.5)  # the 413 is sent while the body is still to come
-        connection.sendall(b" " * 2048)
-        started = time.monotonic()
-        [answer] = answers_when_closed([connection], deadline=started + 10).values()
-        closed_after = time.monotonic() - started
+    answer, closed_after = held_until_closed(api, headers, then=b" " * 2048)
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert closed_after < 5, closed_after
 
@@ -225,10 +224,7 @@ def test_a_stalled_client_is_dropped_after_the_server_sat_idle(
     # The deadlines are swept only while connections are open: the sweep must start again.
     api = start(api_factory, tracking, champion, IRISOPS_HEADER_TIMEOUT="0.5")
     time.sleep(1.5)  # several sweep periods with no connection open
-    with held(api, 1, [b"GET /health HTTP/1.1\r\nHo"]) as [connection]:
-        started = time.monotonic()
-        [answer] = answers_when_closed([connection], deadline=started + 10).values()
-        dropped_after = time.monotonic() - started
+    answer, dropped_after = held_until_closed(api, b"GET /health HTTP/1.1\r\nHo")
     assert answer.startswith(b"HTTP/1.1 408")
     assert dropped_after < 2, dropped_after
 
