@@ -18,26 +18,10 @@ from irisops.runtime import LoadedModel
 from irisops.serving import _rows
 from irisops.serving.log_lines import fragments, prediction_line
 from irisops.serving.monitor import Monitor
+from tests.serving.stand_ins import IRIS, as_loaded
 
-IRIS = ["setosa", "versicolor", "virginica"]
-NAMES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 EDGE_NUMBERS = [0.0, -0.0, 1.0, -7.0, 5e-324, 1e-7, 1.5e-5, 1e16, 1.7976931348623157e308, 0.1]
 EDGE_TIMES = [0.0, 0.999_999_9, 951_782_400.5, 1_764_614_459.999_999, 4_102_444_800.25]
-
-
-class Model:
-    """What the fragments and Monitor.answered read of a LoadedModel."""
-
-    def __init__(self, classes: list[str], version: str) -> None:
-        metadata = {"class_names": classes, "feature_names": NAMES, "reference": None}
-        self.metadata = type("Metadata", (), metadata)()
-        self.version = version
-        self.key = f"model {version}"
-
-
-def as_loaded(classes: list[str], version: str = "3") -> LoadedModel:
-    model: Any = Model(classes, version)
-    return model  # type: ignore[no-any-return]
 
 
 def written(record: dict[str, Any]) -> bytes:

@@ -7,24 +7,9 @@ import numpy.typing as npt
 import orjson
 import pytest
 
-from irisops.runtime import LoadedModel
 from irisops.serving import _rows
 from irisops.serving.rows import batch_answer, fragments, rendered
-
-IRIS = ["setosa", "versicolor", "virginica"]
-
-
-class Model:
-    """The two things the renderer reads of a LoadedModel."""
-
-    def __init__(self, class_names: list[str], version: str) -> None:
-        self.metadata = type("Metadata", (), {"class_names": class_names})()
-        self.version = version
-
-
-def as_loaded(class_names: list[str], version: str = "3") -> LoadedModel:
-    model: Any = Model(class_names, version)
-    return model  # type: ignore[no-any-return]
+from tests.serving.stand_ins import IRIS, as_loaded
 
 
 def dicts(

@@ -11,8 +11,6 @@ in between. The line is byte for byte the one the writer makes of the record's d
 the shadow's records, feedback, and a request id with characters JSON must escape.
 """
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -47,10 +45,10 @@ def prediction_line(
     request_id: str | None,
     row: list[float],
     probabilities: npt.NDArray[np.float32],
-    class_id: Any,
+    class_id: int,
     latency_ms: float,
 ) -> bytes | None:
     """The line of a record {features: [row], probabilities, class_ids: [class_id], ...},
     or None if its request id needs escaping (the dict's way then writes it)."""
     numbers = orjson.dumps((row, probabilities, latency_ms), option=NUMPY)
-    return _rows.log_line(parts, now, request_id, numbers, int(class_id))
+    return _rows.log_line(parts, now, request_id, numbers, class_id)
