@@ -84,8 +84,7 @@ class Monitor(Collector):
         rid = request_id.get()
         if (drift := self.drift_of(model)) is not None:
             drift.observe(rows)
-        if rid is not None:
-            self.feedback.remember(rid, model.version, class_ids)
+        slot = None if rid is None else self.feedback.remember(rid, model.version, class_ids)
         if self.log is not None:
             latency_ms = (time.perf_counter() - started) * 1000
             self.log.record(
@@ -106,7 +105,7 @@ class Monitor(Collector):
             )
         if self.shadow is not None:
             self.shadow.offer(
-                Offer(rid, model.version, model.metadata.class_names, rows, probabilities)
+                Offer(rid, slot, model.version, model.metadata.class_names, rows, probabilities)
             )
 
     def _line(
@@ -138,8 +137,8 @@ class Monitor(Collector):
         probabilities: npt.NDArray[np.float32],
         class_ids: npt.NDArray[np.intp],
     ) -> None:
-        if offer.request_id is not None:
-            self.feedback.shadow_scored(offer.request_id, version, class_ids)
+        if offer.request_id is not None and offer.feedback_slot is not None:
+            self.feedback.shadow_scored(offer.feedback_slot, offer.request_id, version, class_ids)
         if self.log is not None:
             self.log.record(
                 {

@@ -48,6 +48,7 @@ class Agreement:
 @dataclass
 class Offer:
     request_id: str | None
+    feedback_slot: int | None  # where feedback keeps the champion's answer (feedback.py)
     champion_version: str
     classes: list[str]
     features: Any  # one row (a list) or an n x 4 array
