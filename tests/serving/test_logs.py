@@ -195,13 +195,15 @@ def test_reload_failures_and_swaps_are_json(
     publish(model_dir, files, as_version(metadata, "3"))
     wait_for(serving_version(service, "3"), timeout=RELOAD_TIMEOUT)
 
-    found = entries(service)
-    (failed,) = [e for e in found if e.get("event") == "model_reload_failed"]
+    def swaps() -> list[str]:
+        return [e["model_version"] for e in entries(service) if e.get("event") == "model_loaded"]
+
+    wait_for(lambda: len(swaps()) > 1)  # the line follows the swap, it may trail the answer
+    assert swaps() == ["1", "3"]
+    (failed,) = [e for e in entries(service) if e.get("event") == "model_reload_failed"]
     assert failed["level"] == "ERROR"
     assert "sha256" in failed["reason"]
     assert "still serving version 1" in failed["message"]
-    swaps = [e["model_version"] for e in found if e.get("event") == "model_loaded"]
-    assert swaps == ["1", "3"]
 
 
 # --- Text, the default -----------------------------------------------------------------------

@@ -26,3 +26,23 @@ def test_a_loaded_model_is_out_of_the_collectors_sight(unfrozen: None, tmp_path:
     assert store.model is not None
     assert gc.get_freeze_count() > 0
     assert not any(tracked is store.model for tracked in gc.get_objects())
+
+
+def test_a_swap_is_whole_before_the_heap_is_settled(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Settling the heap takes a while; a reader seeing the new model sees its counters too."""
+    publish_small_forest(tmp_path)
+    store = ModelStore(DirectorySource(tmp_path))
+    store.last_error = "an earlier bundle failed its checksum"
+    seen: list[tuple[object, int, str | None, bool]] = []
+
+    def settle() -> None:
+        logged = any(r.__dict__.get("event") == "model_loaded" for r in caplog.records)
+        seen.append((store.model, store.reloads, store.last_error, logged))
+
+    monkeypatch.setattr("irisops.serving.store.settle_heap", settle)
+    with caplog.at_level("INFO", logger="irisops.serving"):
+        store.refresh()
+    assert store.model is not None
+    assert seen == [(store.model, 1, None, True)]

@@ -77,12 +77,14 @@ class ModelStore:
                 self.observer.reload_failed(reason)
             return
         previous = self._serving()
-        self.model = model
-        settle_heap()
+        # Whoever sees the new model (a request, a test waiting on /model) must also see
+        # its reload counted and the old error gone, so those come first; the slow heap
+        # settling comes last, once the swap is announced.
         self.last_error = None
         self.reloads += 1
         if self.observer is not None:
             self.observer.model_loaded(model)
+        self.model = model
         log.info(
             "now serving model version %s (%s), was %s",
             model.version,
@@ -90,6 +92,7 @@ class ModelStore:
             previous,
             extra={"event": "model_loaded", "model_version": model.version, "model_key": key},
         )
+        settle_heap()
 
     def _serving(self) -> str:
         return "nothing" if self.model is None else f"version {self.model.version}"
