@@ -1,4 +1,4 @@
-"""The model store: what a load leaves behind for the garbage collector."""
+"""The model store: what a swap shows its readers, and what a load leaves for the collector."""
 
 import gc
 from collections.abc import Iterator
