@@ -38,7 +38,7 @@ def test_a_swap_is_whole_before_the_heap_is_settled(
     seen: list[tuple[object, int, str | None, bool]] = []
 
     def settle() -> None:
-        logged = any(r.__dict__.get("event") == "model_loaded" for r in caplog.records)
+        logged = any(getattr(r, "event", None) == "model_loaded" for r in caplog.records)
         seen.append((store.model, store.reloads, store.last_error, logged))
 
     monkeypatch.setattr("irisops.serving.store.settle_heap", settle)

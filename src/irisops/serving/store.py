@@ -77,9 +77,9 @@ class ModelStore:
                 self.observer.reload_failed(reason)
             return
         previous = self._serving()
-        # Whoever sees the new model (a request, a test waiting on /model) must also see
-        # its reload counted and the old error gone, so those come first; the slow heap
-        # settling comes last, once the swap is announced.
+        # Whoever sees the new model (a request, a read of /model or /metrics) must also
+        # see its reload counted and the old error gone, so those come first; the slow
+        # heap settling comes last, once the swap is announced.
         self.last_error = None
         self.reloads += 1
         if self.observer is not None:
