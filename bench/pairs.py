@@ -9,8 +9,10 @@ each is not. The order alternates (a-b, b-a, ...) so neither side always goes fi
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 PAIR_SECONDS = 2.0
+Measured = TypeVar("Measured")
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,10 @@ def spread(values: list[float]) -> Spread:
     return Spread(median=median, q1=q1, q3=q3)
 
 
-def alternate(runs: Mapping[str, Callable[[], float]], pairs: int) -> dict[str, list[float]]:
+def alternate(runs: Mapping[str, Callable[[], Measured]], pairs: int) -> dict[str, list[Measured]]:
     """Each of the two RUNS, PAIRS times, in alternating order; what each run returned."""
     first, second = runs
-    measured: dict[str, list[float]] = {first: [], second: []}
+    measured: dict[str, list[Measured]] = {first: [], second: []}
     for pair in range(pairs):
         for name in (first, second) if pair % 2 == 0 else (second, first):
             measured[name].append(runs[name]())
