@@ -1,11 +1,11 @@
 """`python -m bench.ab`: two servers in alternating wrk runs, with the CPU each spent a request.
 
-For a change whose effect is smaller than the machine's drift, one long run of each
-side says little, and even the req/s of alternating pairs (pairs.py) moves with wrk's
-share of the CPUs. Here both servers run at once and are loaded in turn, the order
-alternating; around each run the server's CPU time (user and system, summed over its
-process tree and every thread) is read, so each run also gives the server's CPU per
-request: what the change costs or saves, whatever wrk got of the machine.
+For a change to the server: both servers run at once and are loaded in turn, the order
+alternating as in pairs.py, and around each run the server's CPU time (user and
+system, summed over its process tree and every thread) is read. Each run then gives
+the server's CPU per request besides its req/s, which says where a difference goes
+(Python or the kernel) and does not depend on wrk's share of the CPUs. On a shared
+machine it drifts about as much as req/s does, so only the per-pair ratios compare.
 
     python -m bench.ab 'log=python -m irisops serve' \\
         'no log=IRISOPS_INFERENCE_LOG=false python -m irisops serve'
