@@ -59,9 +59,8 @@ class Run:
 
 def tree_cpu(pid: int) -> tuple[float, float]:
     """User and system CPU seconds of a process and its descendants, all threads."""
-    root = psutil.Process(pid)
     user = system = 0.0
-    for process in (root, *root.children(recursive=True)):
+    for process in servers.process_tree(pid):
         with suppress(psutil.NoSuchProcess):  # a child that exited since
             times = process.cpu_times()
             user, system = user + times.user, system + times.system

@@ -42,8 +42,7 @@ class TreeMemory(threading.Thread):
 
     def sample(self) -> int:
         try:
-            root = psutil.Process(self.pid)
-            tree = [root, *root.children(recursive=True)]
+            tree = process_tree(self.pid)
         except psutil.NoSuchProcess:
             return 0
         total = 0
@@ -55,6 +54,12 @@ class TreeMemory(threading.Thread):
     def stop(self) -> None:
         self._stopped.set()
         self.join()
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (`mlflow models serve` runs uvicorn as a child)."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
 
 
 @dataclass
