@@ -25,10 +25,18 @@ IRISOPS_SERVE = (sys.executable, "-m", "irisops", "serve")
 READY_TIMEOUT = 180.0
 READY_POLL = 0.01  # s; the cold start is known to this precision
 RSS_SAMPLE = 0.05  # s
+TREE_WALK = 1.0  # s
 
 
 class TreeMemory(threading.Thread):
-    """Samples the summed RSS of a process and its descendants until stopped."""
+    """Samples the summed RSS of a process and its descendants until stopped.
+
+    The tree is walked again only every TREE_WALK seconds, and the processes found are
+    read in between. A walk reads every process on the machine (about 0.9 ms of CPU
+    here); walked at every sample, the sampler took 2% of a CPU from the server under
+    test, and at one connection it was the p99: about 1 ms for every server, a bare
+    constant answer's included, against 0.14 to 0.3 ms without it.
+    """
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True, name=f"rss-{pid}")
@@ -37,23 +45,31 @@ class TreeMemory(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self) -> None:
+        tree: list[psutil.Process] = []
+        walked = -TREE_WALK
         while not self._stopped.wait(RSS_SAMPLE):
-            self.peak_bytes = max(self.peak_bytes, self.sample())
+            if time.monotonic() - walked >= TREE_WALK:
+                tree, walked = self.walk(), time.monotonic()
+            self.peak_bytes = max(self.peak_bytes, resident(tree))
 
-    def sample(self) -> int:
+    def walk(self) -> list[psutil.Process]:
         try:
-            tree = process_tree(self.pid)
+            return process_tree(self.pid)
         except psutil.NoSuchProcess:
-            return 0
-        total = 0
-        for process in tree:
-            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += process.memory_info().rss
-        return int(total)
+            return []
 
     def stop(self) -> None:
         self._stopped.set()
         self.join()
+
+
+def resident(processes: list[psutil.Process]) -> int:
+    """The summed RSS of the processes, those that exited since counted as nothing."""
+    total = 0
+    for process in processes:
+        with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += process.memory_info().rss
+    return int(total)
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
