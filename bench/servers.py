@@ -7,6 +7,7 @@ sample, of the resident memory of the server and all its descendants (`mlflow
 models serve` runs uvicorn as a child process).
 """
 
+import math
 import os
 import signal
 import subprocess
@@ -32,10 +33,10 @@ class TreeMemory(threading.Thread):
     """Samples the summed RSS of a process and its descendants until stopped.
 
     The tree is walked again only every TREE_WALK seconds, and the processes found are
-    read in between. A walk reads every process on the machine (about 0.9 ms of CPU
-    here); walked at every sample, the sampler took 2% of a CPU from the server under
-    test, and at one connection it was the p99: about 1 ms for every server, a bare
-    constant answer's included, against 0.14 to 0.3 ms without it.
+    read in between. A walk reads every process on the machine (about 0.9 ms of CPU on
+    a 2-vCPU benchmark host); walked at every sample, the sampler took 2% of a CPU from
+    the server under test, and at one connection it was the p99: about 1 ms for every
+    server, a bare constant answer's included, against 0.14 to 0.3 ms without it.
     """
 
     def __init__(self, pid: int) -> None:
@@ -46,7 +47,7 @@ class TreeMemory(threading.Thread):
 
     def run(self) -> None:
         tree: list[psutil.Process] = []
-        walked = -TREE_WALK
+        walked = -math.inf  # walk at the first sample
         while not self._stopped.wait(RSS_SAMPLE):
             if time.monotonic() - walked >= TREE_WALK:
                 tree, walked = self.walk(), time.monotonic()

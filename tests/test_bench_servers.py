@@ -11,10 +11,11 @@ import pytest
 from bench import servers
 
 MIB = 2**20
-# Waits 0.3 s, then starts a child that holds 200 MiB, as a server's worker would.
+# Waits 0.3 s, then starts a child that holds 200 MiB, as a server's worker would (`; true`
+# keeps the shell as its parent, so the child is the one `pkill -P` stops).
 LATE_CHILD = (
     f"sleep 0.3; {sys.executable} -c "
-    "\"import time; ballast = b'x' * (200 * 2**20); time.sleep(30)\""
+    "\"import time; ballast = b'x' * (200 * 2**20); time.sleep(30)\"; true"
 )
 
 
