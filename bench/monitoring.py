@@ -21,7 +21,6 @@ from irisops.bundle import read_current
 from irisops.config import Settings
 from irisops.runtime import LoadedModel, load_model
 from irisops.serving.drift import DriftWindow
-from irisops.serving.logs import request_id
 from irisops.serving.monitor import Monitor
 
 CALLS = 20_000
@@ -50,13 +49,14 @@ def measure(model: LoadedModel) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as logs:
         monitor = Monitor(Settings(inference_log_dir=Path(logs)), challenger=None)
         monitor.start()
-        request_id.set("bench")
         try:
             figures = {
                 "drift_one_row_us": per_call_us(lambda: window.observe(one)),
                 "drift_100_rows_us": per_call_us(lambda: window.observe(batch), CALLS // 10),
                 "answered_one_row_us": per_call_us(
-                    lambda: monitor.answered("/predict", model, one, probabilities, ids, 0.0)
+                    lambda: monitor.answered(
+                        "/predict", model, one, probabilities, ids, 0.0, "bench"
+                    )
                 ),
             }
         finally:

@@ -1,5 +1,7 @@
 """The short way: predictions answered in front of FastAPI's whole stack, with nothing lost."""
 
+import io
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.testclient import TestClient
 
 from irisops.runtime import LoadedModel
+from irisops.serving.logs import JsonFormatter
 from tests.processes import SEED_BODY
 from tests.serving.publishing import in_process_app
 
@@ -69,7 +72,7 @@ def test_the_short_way_keeps_the_request_id_metrics_and_refusals(client: TestCli
 
 
 def test_an_unexpected_error_is_a_logged_500_with_the_request_id(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model: LoadedModel = client.app.state.serving.store.model  # type: ignore[attr-defined]
 
@@ -77,13 +80,21 @@ def test_an_unexpected_error_is_a_logged_500_with_the_request_id(
         raise RuntimeError("the fault injected by this test")
 
     monkeypatch.setattr(model.classifier, "predict_one", broken)
-    with caplog.at_level(logging.ERROR, logger="irisops"):
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())  # formats as it is logged: the request's id then
+    logger = logging.getLogger("irisops.serving")
+    logger.addHandler(handler)
+    try:
         answer = client.post("/predict", content=SEED_BODY, headers={"X-Request-ID": "boom-2"})
+    finally:
+        logger.removeHandler(handler)
     assert answer.status_code == 500
     assert answer.json() == {"detail": "internal server error", "errors": []}
     assert answer.headers.get_list("x-request-id") == ["boom-2"]
-    (logged,) = [r for r in caplog.records if r.name == "irisops.serving"]
-    assert "RuntimeError: the fault injected by this test" in (logged.exc_text or "")
+    (logged,) = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert "RuntimeError: the fault injected by this test" in logged["exception"]
+    assert logged["request_id"] == "boom-2"
     assert 'route="/predict",status="500"' in client.get("/metrics").text
 
 

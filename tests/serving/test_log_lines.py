@@ -148,9 +148,10 @@ def test_a_single_row_is_queued_as_its_line_and_a_batch_as_its_record(tmp_path: 
     monitor = Monitor(Settings(inference_log_dir=tmp_path), challenger=None)
     model, started = as_loaded(IRIS), time.perf_counter()
     one = np.asarray([[0.9, 0.1, 0.0]], np.float32)
-    monitor.answered("/predict", model, [[5.1, 3.5, 1.4, 0.2]], one, [0], started)
+    monitor.answered("/predict", model, [[5.1, 3.5, 1.4, 0.2]], one, [0], started, "r-1")
     batch = np.asarray([[5.1, 3.5, 1.4, 0.2]] * 2, np.float32)
-    monitor.answered("/predict/batch", model, batch, np.repeat(one, 2, axis=0), [0, 0], started)
+    two = np.repeat(one, 2, axis=0)
+    monitor.answered("/predict/batch", model, batch, two, [0, 0], started, "r-2")
     assert monitor.log is not None
     line, entry = monitor.log.queued.queue
     assert isinstance(line, bytes) and orjson.loads(line)["route"] == "/predict"

@@ -145,9 +145,11 @@ def test_a_request_id_is_generated_when_none_is_sent(api: Service) -> None:
 
 
 def test_generated_ids_stay_fresh_across_reads_from_the_os() -> None:
-    ids = list(itertools.islice(fresh_request_ids(per_read=3), 10))  # four reads
+    stamps = list(itertools.islice(fresh_request_ids(per_read=3), 10))  # four reads
+    ids = [rid for rid, _ in stamps]
     assert all(GENERATED_ID.fullmatch(one) for one in ids)
     assert len(set(ids)) == len(ids)
+    assert [header for _, header in stamps] == [(b"x-request-id", rid.encode()) for rid in ids]
 
 
 @pytest.mark.parametrize("unusable", ["x" * 129, "has space", 'quote"d', "naïve"])

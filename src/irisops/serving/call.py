@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope
 
 from irisops.config import Settings
 from irisops.runtime import LoadedModel
+from irisops.serving import logs
 from irisops.serving.errors import ApiError
 from irisops.serving.metrics import Metrics
 from irisops.serving.monitor import Monitor
@@ -44,19 +45,23 @@ class Serving:
 
 
 class Call:
-    __slots__ = ("headers", "receive", "scope", "serving")
+    __slots__ = ("headers", "receive", "request_id", "scope", "serving")
 
-    def __init__(self, scope: Scope, receive: Receive, serving: Serving) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, serving: Serving, request_id: str | None = None
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.serving = serving
+        self.request_id = request_id  # None while the request telemetry is off
         # Header names arrive lower-cased; of a repeated header, the last one counts.
         self.headers: dict[bytes, bytes] = dict(scope["headers"])
 
     @classmethod
     def of(cls, request: Request) -> "Call":
+        """A call FastAPI routed, with the id the request telemetry gave it (telemetry.py)."""
         serving: Serving = request.app.state.serving
-        return cls(request.scope, request.receive, serving)
+        return cls(request.scope, request.receive, serving, logs.request_id.get())
 
     def query(self, name: str) -> str | None:
         """A query parameter (the last, if repeated), or None."""

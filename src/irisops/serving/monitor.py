@@ -22,7 +22,6 @@ from irisops.runtime import LoadedModel
 from irisops.serving import log_lines
 from irisops.serving.drift import DriftWindow
 from irisops.serving.feedback import Feedback, Judged
-from irisops.serving.logs import request_id
 from irisops.serving.shadow import Offer, Shadow
 from irisops.serving.store import ModelStore
 
@@ -79,9 +78,9 @@ class Monitor(Collector):
         probabilities: npt.NDArray[np.float32],
         class_ids: Any,
         started: float,
+        rid: str | None,
     ) -> None:
-        """Called once per answered request with its rows (n x 4) and the answer."""
-        rid = request_id.get()
+        """Called once per answered request with its rows (n x 4), its answer and its id."""
         if (drift := self.drift_of(model)) is not None:
             drift.observe(rows)
         slot = None if rid is None else self.feedback.remember(rid, model.version, class_ids)

@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
+from itertools import chain, repeat
 
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match, Mount, Route
@@ -35,23 +35,34 @@ UNMATCHED = "unmatched"
 MODEL_VERSION = "irisops.model_version"
 
 
-def fresh_request_ids(per_read: int = 256) -> Iterator[str]:
-    """Random 128-bit ids in hex, read from the OS `per_read` at a time.
+Header = tuple[bytes, bytes]
+Stamp = tuple[str, Header]  # a request id, and the header that answers it
+
+
+def fresh_stamps(count: int) -> list[Stamp]:
+    """`count` random 128-bit ids in hex, from one read of the OS, each with its header."""
+    block = os.urandom(16 * count).hex()
+    ids = [block[start : start + 32] for start in range(0, len(block), 32)]
+    return [(rid, (REQUEST_ID_HEADER, rid.encode("ascii"))) for rid in ids]
+
+
+def fresh_request_ids(per_read: int = 256) -> Iterator[Stamp]:
+    """Fresh ids with their headers, read from the OS `per_read` at a time.
 
     One `os.urandom` call per request took about 2.7% of a /predict's server time
-    under wrk, about half as much as the model's call (docs/benchmark.md, step 19). A
-    generator can only be advanced by one thread at a time: each recorder has its own.
+    under wrk (docs/benchmark.md, step 19). The ids and their headers are made a batch
+    at a time and handed out by C iterators: taking one runs no Python function (see
+    lane.py for why that matters). An iterator can only be advanced by one thread at a
+    time: each recorder has its own.
     """
-    while True:
-        block = os.urandom(16 * per_read).hex()
-        for start in range(0, len(block), 32):
-            yield block[start : start + 32]
+    return chain.from_iterable(map(fresh_stamps, repeat(per_read)))
 
 
-def incoming_request_id(presented: bytes | None) -> str | None:
-    if presented is None or not CLIENT_REQUEST_ID.fullmatch(presented):
+def client_stamp(presented: bytes) -> Stamp | None:
+    """The client's own id, if it is usable, with its header."""
+    if not CLIENT_REQUEST_ID.fullmatch(presented):
         return None
-    return presented.decode("ascii")
+    return presented.decode("ascii"), (REQUEST_ID_HEADER, presented)
 
 
 class RequestRecorder:
@@ -70,30 +81,38 @@ class RequestRecorder:
         self.record = requests.record
         self.served_version = served_version
         self.access_log = access_log
-        self.new_request_id = partial(next, fresh_request_ids())
+        self.fresh = fresh_request_ids()
 
-    def begin(self, presented: bytes | None) -> tuple[str, tuple[bytes, bytes]]:
-        """The request's id (the client's, if usable), set for its logs, and its header."""
-        rid = incoming_request_id(presented) or self.new_request_id()
-        request_id.set(rid)
-        return rid, (REQUEST_ID_HEADER, rid.encode("ascii"))
+    def stamp(self, presented: bytes | None) -> Stamp:
+        """The request's id (the client's, if usable) and the header that answers it."""
+        stamp = None if presented is None else client_stamp(presented)
+        return next(self.fresh) if stamp is None else stamp
+
+    def begin(self, presented: bytes | None) -> Stamp:
+        """`stamp`, with the id set for everything logged while the request is answered."""
+        stamp = self.stamp(presented)
+        request_id.set(stamp[0])
+        return stamp
 
     def end(self, scope: Scope, route: str, status: int, started: float, rid: str) -> None:
         seconds = time.perf_counter() - started
         self.record(scope["method"], route, status, seconds)
         if self.access_log:
-            client = scope.get("client")
-            log_access(
-                client="-" if client is None else f"{client[0]}:{client[1]}",
-                method=scope["method"],
-                path=scope["path"],
-                http_version=scope["http_version"],
-                route=route,
-                status=status,
-                seconds=seconds,
-                model_version=scope.get(MODEL_VERSION) or self.served_version(),
-                request=rid,
-            )
+            self.log(scope, route, status, seconds, rid)
+
+    def log(self, scope: Scope, route: str, status: int, seconds: float, rid: str) -> None:
+        client = scope.get("client")
+        log_access(
+            client="-" if client is None else f"{client[0]}:{client[1]}",
+            method=scope["method"],
+            path=scope["path"],
+            http_version=scope["http_version"],
+            route=route,
+            status=status,
+            seconds=seconds,
+            model_version=scope.get(MODEL_VERSION) or self.served_version(),
+            request=rid,
+        )
 
 
 class RequestTelemetry:

@@ -91,6 +91,7 @@ class Batch:
     mark: bool
     columnar: bool
     started: float
+    request_id: str | None
 
 
 def features_of(rows: list[list[float]]) -> npt.NDArray[np.float32]:
@@ -143,7 +144,9 @@ def answer_batch(batch: Batch, raw: bytes) -> bytes:
     probabilities = model.classifier.predict_proba(features)
     class_ids = probabilities.argmax(axis=1)
     batch.metrics.predicted(model.metadata.class_names, class_ids)
-    batch.monitor.answered(BATCH, model, features, probabilities, class_ids, batch.started)
+    batch.monitor.answered(
+        BATCH, model, features, probabilities, class_ids, batch.started, batch.request_id
+    )
     outside = out_of_range(model, features) if batch.mark else None
     if batch.columnar:
         # orjson writes numpy float32 as its shortest decimal: 0.97, not 0.9700000286102295.
@@ -210,7 +213,9 @@ async def predict_one(call: Call) -> bytes:
     serving.metrics.predicted_one(model.metadata.class_names[class_id])
     rows = [row]
     outside = out_of_range(model, rows) if marking(call) else None
-    serving.monitor.answered(PREDICT, model, rows, probabilities, [class_id], started)
+    serving.monitor.answered(
+        PREDICT, model, rows, probabilities, [class_id], started, call.request_id
+    )
     return rendered(model, class_ids, probabilities, outside)
 
 
@@ -227,6 +232,7 @@ async def predict_many(call: Call) -> bytes:
         marking(call),
         answer_format(call),
         started,
+        call.request_id,
     )
     if len(raw) <= OFFLOAD_BYTES:
         return answer_batch(batch, raw)

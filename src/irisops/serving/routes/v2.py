@@ -210,7 +210,8 @@ async def infer(request: Request, name: str) -> Response:
     started = time.perf_counter()
     model = served(request, name, path_version(request))
     settings = settings_of(request)
-    raw = await read_body(Call.of(request))
+    call = Call.of(request)
+    raw = await read_body(call)
     answer = partial(
         _answer,
         model,
@@ -220,7 +221,7 @@ async def infer(request: Request, name: str) -> Response:
         settings.max_batch_rows,
         metrics_of(request),
         request.scope["route"].path,
-        partial(monitor_of(request).answered, started=started),
+        partial(monitor_of(request).answered, started=started, rid=call.request_id),
     )
     # Like /predict/batch: a large body is answered in a worker thread, so the event
     # loop keeps answering other requests meanwhile.
