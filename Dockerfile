@@ -35,10 +35,11 @@ RUN python -m pip install --no-cache-dir pip==26.3 setuptools==84.2.1
 COPY pyproject.toml constraints.txt /pins/
 COPY deploy/requirements.py /pins/
 
-# The wheel holds two C extensions (the forest evaluator, src/irisops/_forest.c, and the
-# rows' JSON reader and writer, src/irisops/serving/_rows.c): this stage alone has a compiler and Python's
-# headers (the official image has them in /usr/local/include; a Debian python3.11 base
-# needs python3.11-dev). The final stages copy only the built virtualenvs, so no compiler
+# The wheel holds three C extensions (the forest evaluator, src/irisops/_forest.c, the
+# rows' JSON reader and writer, src/irisops/serving/_rows.c, and the request tallies,
+# src/irisops/serving/_tally.c): this stage alone has a compiler and Python's headers
+# (the official image has them in /usr/local/include; a Debian python3.11 base needs
+# python3.11-dev). The final stages copy only the built virtualenvs, so no compiler
 # ships in either image.
 FROM tools AS wheel
 # hadolint ignore=DL3008

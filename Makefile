@@ -25,10 +25,11 @@ $(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# setup.py builds two C extensions, the forest evaluator and the rows' JSON code (they need a
-# C compiler and Python's headers, python3.11-dev on Debian); a change to their source
-# rebuilds the install.
-$(RUN_STAMP): pyproject.toml constraints.txt setup.py src/irisops/_forest.c src/irisops/serving/_rows.c | $(UV)
+# setup.py builds three C extensions, the forest evaluator, the rows' JSON code and the
+# request tallies (they need a C compiler and Python's headers, python3.11-dev on Debian); a
+# change to their source rebuilds the install.
+EXTENSIONS := src/irisops/_forest.c src/irisops/serving/_rows.c src/irisops/serving/_tally.c
+$(RUN_STAMP): pyproject.toml constraints.txt setup.py $(EXTENSIONS) | $(UV)
 	@echo "Installing what the stack needs (MLflow, scikit-learn, FastAPI, onnxruntime)"
 	$(UV) pip install --python $(BIN)/python --compile-bytecode --constraint constraints.txt --editable '.[train,server]'
 	@touch $@

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from irisops.serving._tally import Ring, compact
 from irisops.serving.errors import ApiError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -29,17 +30,6 @@ class Judged:
     answers: dict[str, tuple[str, str]]  # role -> (version, predicted class)
 
 
-def compact(class_ids: Any) -> Any:
-    """What a slot keeps of an answer's class ids, with no object of its own if it can.
-
-    One row's id is kept as the int it is (a cached small int); a longer list as a
-    tuple, which the collector stops walking once it has seen it; an array as it is.
-    """
-    if isinstance(class_ids, list):
-        return class_ids[0] if len(class_ids) == 1 else tuple(class_ids)
-    return class_ids
-
-
 def rows_of(kept: Any) -> Any:
     return (kept,) if isinstance(kept, int) else kept
 
@@ -50,11 +40,14 @@ class Feedback:
     Remembering an answer is every prediction's cost and looking one up only
     feedback's, so the ring is built for the first: an answer writes its request id's
     hash, its model version and its class ids into its slot, and the index keeps no
-    object of its own for it, not even the id. An `OrderedDict` keyed by request id
+    object of its own for it, not even the id: one row's class id is kept as the int it
+    is (a cached small int), a longer list as a tuple, which the collector stops walking
+    once it has seen it, and an array as it is. An `OrderedDict` keyed by request id
     kept several objects an answer, 100,000 answers' worth of them, a working set
     that cost a /predict several percent of its server time (docs/benchmark.md,
     step 21). Feedback finds its answers by comparing hashes over the whole ring at
-    once, in numpy: under a millisecond for 100,000 slots.
+    once, in numpy: under a millisecond for 100,000 slots. The writes are C (_tally.c's
+    `Ring`), so remembering an answer runs no Python function of ours.
 
     An id is known by its hash alone (Python's, keyed per process unless
     PYTHONHASHSEED fixes it): an id the index has never seen matches one of 100,000
@@ -64,25 +57,15 @@ class Feedback:
     def __init__(self, capacity: int, window: int) -> None:
         self.capacity = capacity
         self.window = window
-        self.next = 0  # the slot the next answer overwrites
         self.hashes = array("q", bytes(8 * capacity))
         self.versions: list[str | None] = [None] * capacity  # None: never written
         self.class_ids: list[Any] = [None] * capacity
         self.shadows: list[tuple[str, Any] | None] = [None] * capacity
         self.labelled: dict[int, tuple[int, ...]] = {}  # slot -> its rows with feedback
         self.outcomes: dict[tuple[str, str], deque[bool]] = {}
-
-    def remember(self, request_id: str, version: str, class_ids: Any) -> int:
-        """Keep an answer; the slot it is kept in."""
-        slot = self.next
-        self.next = slot + 1 if slot + 1 < self.capacity else 0
-        self.hashes[slot] = hash(request_id)
-        self.versions[slot] = version
-        self.class_ids[slot] = compact(class_ids)
-        self.shadows[slot] = None
-        if self.labelled:
-            self.labelled.pop(slot, None)
-        return slot
+        self.ring = Ring(self.hashes, self.versions, self.class_ids, self.shadows, self.labelled)
+        # Keep an answer (request id, model version, class ids); the slot it is kept in.
+        self.remember = self.ring.remember
 
     def shadow_scored(self, slot: int, request_id: str, version: str, class_ids: Any) -> None:
         """The challenger's answer to the request kept in `slot`, unless it has been overwritten."""
@@ -96,7 +79,7 @@ class Feedback:
         matched = np.flatnonzero(np.isin(np.frombuffer(self.hashes, np.int64), wanted)).tolist()
         found: dict[str, int] = {}
         # Oldest first, so a request id a client sent twice ends on its latest answer.
-        for slot in sorted(matched, key=lambda s: (s - self.next) % self.capacity):
+        for slot in sorted(matched, key=lambda s: (s - self.ring.next) % self.capacity):
             if self.versions[slot] is not None:
                 found[by_hash[self.hashes[slot]]] = slot
         return found

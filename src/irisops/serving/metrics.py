@@ -6,16 +6,16 @@ names and each one exports only its own counts.
 
 Request counts and latencies are recorded on every request, so they are not kept in
 prometheus_client's `Counter` and `Histogram`: those take a lock for every addition
-(three per request), which made recording cost 2.6 µs. `RequestStats` keeps plain
-integers and floats instead (0.5 µs) and builds the metric families at scrape time.
-It needs no lock because the request middleware and `GET /metrics` both run on the
-event loop's thread. Prediction and batch counts stay in prometheus_client's locked
-types: batches are predicted in worker threads. docs/operability.md has what the
+(three per request), which made recording cost 2.6 µs. `RequestStats` keeps them in
+C (_tally.c), one call that runs no Python function of ours, and builds the metric
+families at scrape time. It needs no lock: the GIL is held through each C call, and
+the request middleware and `GET /metrics` both run on the event loop's thread anyway.
+Prediction and batch counts stay in prometheus_client's locked types: batches are
+predicted in worker threads. docs/operability.md has what the
 whole of the telemetry costs a request.
 """
 
 import itertools
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -40,6 +40,7 @@ from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 
 from irisops.runtime import LoadedModel
+from irisops.serving._tally import Requests
 
 # /predict answers in a fraction of a millisecond and a 10,000-row batch in tens of
 # milliseconds: the default buckets (5 ms and up) would put every request in the first.
@@ -79,16 +80,6 @@ class ServedModel(Collector):
             )
 
 
-class Series:
-    """One (method, route, status): a count per latency bucket (the last is +Inf) and the sum."""
-
-    __slots__ = ("counts", "seconds")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.seconds = 0.0
-
-
 class RequestStats(Collector):
     """`irisops_http_requests_total` and `irisops_http_request_duration_seconds`.
 
@@ -98,19 +89,9 @@ class RequestStats(Collector):
     """
 
     def __init__(self) -> None:
-        self.series: dict[tuple[str, str, int], Series] = {}
-
-    def record(self, method: str, route: str, status: int, seconds: float) -> None:
-        series = self.series.get((method, route, status))
-        if series is None:
-            # Keyed by the label, not the method a client sent: unusual methods share
-            # one series (and take this slower path every time).
-            if method not in METHODS:
-                method = OTHER
-            series = self.series.setdefault((method, route, status), Series())
-        # bisect_left: the first bound >= seconds, which is what Prometheus' `le` means.
-        series.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        series.seconds += seconds
+        self.tally = Requests(LATENCY_BUCKETS, METHODS, OTHER)
+        # The C method itself, so that recording a request calls no Python function.
+        self.record = self.tally.record
 
     def collect(self) -> Iterable[Metric]:
         requests = CounterMetricFamily(
@@ -118,12 +99,12 @@ class RequestStats(Collector):
             "HTTP requests answered, by method, route template and status code",
             labels=["method", "route", "status"],
         )
-        routes: dict[tuple[str, str], Series] = {}
-        for (method, route, status), series in self.series.items():
-            requests.add_metric([method, route, str(status)], sum(series.counts))
-            merged = routes.setdefault((method, route), Series())
-            merged.counts = [a + b for a, b in zip(merged.counts, series.counts, strict=True)]
-            merged.seconds += series.seconds
+        routes: dict[tuple[str, str], tuple[list[int], float]] = {}
+        for (method, route, status), counts, seconds in self.tally.series():
+            requests.add_metric([method, route, str(status)], sum(counts))
+            merged, total = routes.get((method, route), ([0] * len(counts), 0.0))
+            merged = [a + b for a, b in zip(merged, counts, strict=True)]
+            routes[method, route] = merged, total + seconds
         yield requests
         latency = HistogramMetricFamily(
             "irisops_http_request_duration_seconds",
@@ -131,9 +112,9 @@ class RequestStats(Collector):
             labels=["method", "route"],
         )
         bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
-        for labels, series in routes.items():
-            buckets = list(zip(bounds, itertools.accumulate(series.counts), strict=True))
-            latency.add_metric(list(labels), buckets, series.seconds)
+        for labels, (counts, seconds) in routes.items():
+            buckets = list(zip(bounds, itertools.accumulate(counts), strict=True))
+            latency.add_metric(list(labels), buckets, seconds)
         yield latency
 
 
