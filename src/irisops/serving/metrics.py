@@ -11,8 +11,8 @@ C (_tally.c), one call that runs no Python function of ours, and builds the metr
 families at scrape time. It needs no lock: the GIL is held through each C call, and
 the request middleware and `GET /metrics` both run on the event loop's thread anyway.
 Prediction and batch counts stay in prometheus_client's locked types: batches are
-predicted in worker threads. docs/operability.md has what the
-whole of the telemetry costs a request.
+predicted in worker threads. docs/operability.md has what the whole of the telemetry
+costs a request.
 """
 
 import itertools
