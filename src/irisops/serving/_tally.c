@@ -126,19 +126,12 @@ static Py_ssize_t Requests_row(Requests *self, PyObject *method, PyObject *route
     } else if (!PyErr_Occurred()) {
         /* Keyed by the label, not the method a client sent: unusual methods share one
          * series (and come this way every time). */
-        int known = PySet_Contains(self->methods, method);
+        int known = method == self->other ? 1 : PySet_Contains(self->methods, method);
         if (known == 0) {
             Py_DECREF(key);
-            key = PyTuple_Pack(3, self->other, route, status);
-            if (key == NULL) return -1;
-            found = PyDict_GetItemWithError(self->index, key);
-            if (found != NULL)
-                row = PyLong_AsSsize_t(found);
-            else if (!PyErr_Occurred())
-                row = Requests_add(self, key);
-        } else if (known == 1) {
-            row = Requests_add(self, key);
+            return Requests_row(self, self->other, route, status);
         }
+        if (known == 1) row = Requests_add(self, key);
     }
     Py_DECREF(key);
     return row;
